@@ -1,0 +1,78 @@
+"""Atomic output writing: an interrupted stage never leaves a half-written file.
+
+Every artifact in a run folder is written to a temporary sibling and renamed
+into place (``os.replace`` is atomic on POSIX within one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On any exception (KeyboardInterrupt included) the temporary file is removed
+    and ``path`` keeps its previous content, if any.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON atomically (stable bytes for a stable object)."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, **to_csv_kwargs: Any) -> Path:
+    """Write a DataFrame as CSV atomically (``index=False`` unless told otherwise).
+
+    A ``.gz`` suffix gzips with a fixed mtime so the bytes depend on the content only.
+    """
+    to_csv_kwargs.setdefault("index", False)
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        if target.suffix == ".gz":
+            to_csv_kwargs.setdefault("compression", {"method": "gzip", "mtime": 0})
+        frame.to_csv(tmp, **to_csv_kwargs)
+    return target
+
+
+def save_figure(path: str | os.PathLike[str], fig: Any, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix of ``path``)."""
+    target = Path(path)
+    savefig_kwargs.setdefault("bbox_inches", "tight")
+    savefig_kwargs.setdefault("dpi", 110)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", **savefig_kwargs)
+    return target
