@@ -7,8 +7,10 @@ into place (``os.replace`` is atomic on POSIX within one file system).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +33,38 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; give the output the permissions a plain open() would
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; move it onto ``path`` on success.
+
+    For outputs that are folders (a model, an adapter). An existing ``path`` is replaced only
+    after the new folder is complete; on any exception the temporary folder is removed and
+    ``path`` keeps its previous content.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if target.exists():
+            # two renames: the old folder disappears only once the new one is complete
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=tmp.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -61,9 +92,11 @@ def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, **to_csv_kwargs
     """
     to_csv_kwargs.setdefault("index", False)
     target = Path(path)
+    if target.suffix == ".gz" and "compression" not in to_csv_kwargs:
+        # gzip by hand: pandas would store the temporary file's name in the gzip header
+        text = frame.to_csv(**to_csv_kwargs)
+        return write_bytes(target, gzip.compress(text.encode("utf-8"), mtime=0))
     with atomic_path(target) as tmp:
-        if target.suffix == ".gz":
-            to_csv_kwargs.setdefault("compression", {"method": "gzip", "mtime": 0})
         frame.to_csv(tmp, **to_csv_kwargs)
     return target
 
@@ -76,3 +109,10 @@ def save_figure(path: str | os.PathLike[str], fig: Any, **savefig_kwargs: Any) -
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", **savefig_kwargs)
     return target
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; there is no getter)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

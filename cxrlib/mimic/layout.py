@@ -174,3 +174,19 @@ def report_path(subject_id: int, study_id: int) -> PurePosixPath:
 
 # --- DICOM ------------------------------------------------------------------------
 DX_FOR_PRESENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"
+
+
+# --- column names the readers and the cohort builder select on --------------------
+SUBJECT_ID = "subject_id"
+STUDY_ID = "study_id"
+DICOM_ID = "dicom_id"
+PATH = "path"
+SPLIT_COLUMN = "split"
+VIEW_POSITION = "ViewPosition"
+STUDY_DATE = "StudyDate"
+STUDY_TIME = "StudyTime"
+NO_FINDING = "No Finding"
+#: Whole-number columns besides the ids (may be empty in the release, hence nullable).
+INTEGER_COLUMNS: tuple[str, ...] = ("Rows", "Columns", STUDY_DATE, "anchor_age", "anchor_year")
+#: Real-valued columns (``StudyTime`` is ``HHMMSS.fff`` with the leading zero dropped).
+FLOAT_COLUMNS: tuple[str, ...] = (STUDY_TIME,)

@@ -1,0 +1,87 @@
+"""Benchmark the CheXpert-style labeler: speed against the 100 reports/s target, and agreement.
+
+Reports come from the synthetic generator's own code (the same report writer and per-study
+random streams as ``python -m cxrlib.mimic.synth``, without rendering images), so thousands
+of reports with known labels cost seconds. Both timings run in this one process on the same
+texts, alternating; ratios are per repeat, then the median.
+
+    python bench/labeler.py                      # 2,000 subjects (~4,400 reports)
+    python bench/labeler.py --subjects 500 --repeats 5
+
+Prints: reports/s with section selection (what the pipeline uses) and on the whole text, the
+ratio of each to the target, and the per-label agreement with the generator's CheXpert labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cxrlib.cli import run_cli
+from cxrlib.mimic.layout import CHEXPERT_LABELS
+from cxrlib.mimic.synth import cohort, reports
+from cxrlib.reporteval.labeler import label_agreement, label_reports
+
+TARGET_REPORTS_PER_S = 100.0
+
+
+def synthetic_reports(subjects: int, seed: int) -> tuple[list[str], pd.DataFrame]:
+    """Report texts and CheXpert labels of the studies that have a CheXpert row."""
+    texts, labels = [], []
+    for subject in cohort.plan_dataset(subjects, seed, 32, 32):
+        for study in subject.studies:
+            if not study.has_chexpert:
+                continue
+            rng = np.random.default_rng([seed, cohort.STREAM_REPORT, subject.index, study.index])
+            texts.append(reports.write_report(study, rng))
+            labels.append(study.chexpert)
+    return texts, pd.DataFrame(labels, columns=list(CHEXPERT_LABELS), dtype=float)
+
+
+def _rate(texts: list[str], *, sections: bool) -> float:
+    start = time.perf_counter()
+    label_reports(texts, sections=sections)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=2000, help="synthetic patients")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic seed")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per method")
+    args = parser.parse_args(argv)
+    if args.subjects < 1 or args.repeats < 1:
+        raise ValueError(
+            f"--subjects and --repeats must be >= 1, got {args.subjects}, {args.repeats}"
+        )
+
+    texts, reference = synthetic_reports(args.subjects, args.seed)
+    print(f"{len(texts)} synthetic reports from {args.subjects} subjects (seed {args.seed})")
+    rates: dict[str, list[float]] = {"sections": [], "whole text": []}
+    for repeat in range(args.repeats):
+        order = ["sections", "whole text"][:: 1 if repeat % 2 == 0 else -1]
+        for name in order:
+            rates[name].append(_rate(texts, sections=name == "sections"))
+    for name, values in rates.items():
+        rate = statistics.median(values)
+        print(
+            f"{name:>10}: {rate:8.0f} reports/s  = {rate / TARGET_REPORTS_PER_S:5.1f}x the "
+            f"{TARGET_REPORTS_PER_S:.0f} reports/s target"
+        )
+    ratios = [a / b for a, b in zip(rates["whole text"], rates["sections"], strict=True)]
+    print(f"section selection costs: whole-text / sections speed = {statistics.median(ratios):.2f}")
+
+    agreement = label_agreement(reference, label_reports(texts))
+    print("agreement with the generator's CheXpert labels (share of reports, blank == blank):")
+    print(agreement.map("{:.4f}".format).to_string())
+    print(f"lowest: {agreement.min():.4f} ({agreement.idxmin()}); target >= 0.98 per label")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,317 @@
+"""Profiles (``parameters/<profile>.yaml``) validated against each notebook's ``parameters`` cell.
+
+A notebook's ``parameters`` cell is the schema of its stage: names, defaults and (through the
+defaults) types are declared there once and read with ``papermill.inspect_notebook``. A profile
+only overrides them. Everything a user can get wrong in a profile is caught here, before any
+notebook starts, with one message naming the profile file and the key.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cxrlib.mimic import layout
+from cxrlib.paths import PARAMETERS_DIR, PROJECT_ROOT
+
+#: Top-level keys of a profile file.
+PROFILE_KEYS: tuple[str, ...] = ("description", "common", "stages", "cell_timeout")
+#: Injected by the runner into every notebook; never set in a profile.
+RUN_DIR = "run_dir"
+#: The stage parameter naming the MIMIC-CXR root; ``--data-root`` overrides it.
+DATA_ROOT = "data_root"
+#: ``data_root`` value meaning "the synthetic look-alike, generated on first use".
+SYNTHETIC = "synthetic"
+#: Tables whose presence marks a folder as a MIMIC-CXR root (besides ``files/``).
+_ROOT_MARKERS: tuple[layout.TableSpec, ...] = (
+    layout.RECORD_LIST,
+    layout.METADATA,
+    layout.CHEXPERT,
+    layout.SPLIT,
+)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of a notebook's ``parameters`` cell: its name, literal default and comment."""
+
+    name: str
+    default: Any
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A parsed (not yet validated against notebooks) profile file."""
+
+    name: str
+    path: Path
+    description: str = ""
+    common: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: seconds a single cell may run before the stage fails; None = no limit
+    cell_timeout: float | None = None
+
+
+def notebook_parameters(notebook: str | os.PathLike[str]) -> dict[str, Parameter]:
+    """Read the ``parameters`` cell of ``notebook`` (no kernel is started).
+
+    Defaults must be Python literals (the notebook contract): their types are the schema.
+    """
+    import papermill  # heavy import (nbclient, jupyter): only when a notebook is read
+
+    path = Path(notebook)
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook not found: {path}")
+    found = papermill.inspect_notebook(str(path))
+    missed = [name for name in _assigned_names(path) if name not in found]
+    if missed:
+        # papermill skips, with only a log line, any line holding two '=' (comment included)
+        raise ValueError(
+            f"{path}: papermill cannot read parameter(s) {', '.join(missed)} of the parameters "
+            "cell: keep one '=' per line (no '=' or '==' inside the comment)"
+        )
+    params: dict[str, Parameter] = {}
+    for name, entry in found.items():
+        try:
+            default = ast.literal_eval(entry["default"])
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(
+                f"{path}: the default of parameter {name!r} is not a literal "
+                f"({entry['default']!r}); the parameters cell holds literals only, derived "
+                "values go in a later cell"
+            ) from exc
+        params[name] = Parameter(name, default, entry.get("help") or "")
+    return params
+
+
+def _assigned_names(notebook: Path) -> list[str]:
+    """Names assigned at the top level of the notebook's ``parameters`` cell, in order."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        raise ValueError(f"{notebook}: no cell is tagged 'parameters'; tag the parameters cell")
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as exc:
+        raise ValueError(f"{notebook}: the parameters cell is not valid Python: {exc}") from exc
+    names: list[str] = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def available_profiles(parameters_dir: str | os.PathLike[str] = PARAMETERS_DIR) -> list[str]:
+    """Names of the profile files in ``parameters_dir``, sorted."""
+    return sorted(p.stem for p in Path(parameters_dir).glob("*.yaml"))
+
+
+def load_profile(
+    profile: str | os.PathLike[str], parameters_dir: str | os.PathLike[str] = PARAMETERS_DIR
+) -> Profile:
+    """Load ``parameters/<profile>.yaml`` (or a ``.yaml`` file path) and check its structure."""
+    path = _profile_path(profile, Path(parameters_dir))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{_show(path)}: not valid YAML: {exc}") from exc
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ValueError(f"{_show(path)}: expected a mapping with keys {list(PROFILE_KEYS)}")
+    for key in data:
+        if key not in PROFILE_KEYS:
+            raise ValueError(
+                f"{_show(path)}: unknown top-level key {key!r}{_suggest(str(key), PROFILE_KEYS)}; "
+                f"allowed: {', '.join(PROFILE_KEYS)}"
+            )
+    common = _mapping(data.get("common"), path, "common")
+    stages = _mapping(data.get("stages"), path, "stages")
+    for stage, section in stages.items():
+        stages[stage] = _mapping(section, path, f"stages.{stage}")
+    timeout = data.get("cell_timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise ValueError(
+            f"{_show(path)}: cell_timeout must be a positive number of seconds or null "
+            f"(no limit), got {timeout!r}"
+        )
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        raise ValueError(f"{_show(path)}: description must be text, got {description!r}")
+    return Profile(path.stem, path, description, common, stages, timeout)
+
+
+def resolve_parameters(
+    profile: Profile,
+    schemas: Mapping[str, Mapping[str, Parameter]],
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Validate ``profile`` against the stages' parameter schemas; return each stage's parameters.
+
+    ``schemas`` maps stage name -> its notebook's parameters, in pipeline order. The result holds,
+    per stage, every declared parameter except ``run_dir``: the notebook default, overridden by
+    ``common`` (when the stage declares the name), then by the stage's own section. ``data_root``
+    (from ``--data-root``) overrides every stage's ``data_root``; data roots come back absolute.
+    """
+    where = _show(profile.path)
+    for stage in profile.stages:
+        if stage not in schemas:
+            raise ValueError(
+                f"{where}: unknown stage {stage!r} under 'stages'{_suggest(stage, schemas)}; "
+                f"stages: {', '.join(schemas)}"
+            )
+    for key in profile.common:
+        if not any(key in schema for schema in schemas.values()):
+            declared = sorted({name for schema in schemas.values() for name in schema} - {RUN_DIR})
+            raise ValueError(
+                f"{where}: common.{key} is declared by no stage{_suggest(key, declared)}; "
+                f"parameters of the stages: {', '.join(declared)}"
+            )
+    if data_root is not None and not any(DATA_ROOT in schema for schema in schemas.values()):
+        raise ValueError(f"--data-root was given but no stage takes {DATA_ROOT!r}")
+
+    resolved: dict[str, dict[str, Any]] = {}
+    for stage, schema in schemas.items():
+        section = profile.stages.get(stage, {})
+        values = {name: p.default for name, p in schema.items() if name != RUN_DIR}
+        sources = {name: f"stages.{stage}.{name} (notebook default)" for name in values}
+        for key, value in profile.common.items():
+            if key in schema:
+                values[key], sources[key] = value, f"common.{key}"
+        for key, value in section.items():
+            if key == RUN_DIR:
+                raise ValueError(
+                    f"{where}: stages.{stage}.{RUN_DIR} is set by the runner; remove it and "
+                    "pass --run-dir DIR instead"
+                )
+            if key not in schema:
+                valid = [name for name in schema if name != RUN_DIR]
+                raise ValueError(
+                    f"{where}: stages.{stage}.{key} is not a parameter of {stage}"
+                    f"{_suggest(key, valid)}; its parameters: {', '.join(valid)}"
+                )
+            values[key], sources[key] = value, f"stages.{stage}.{key}"
+        for key, value in values.items():
+            if key == DATA_ROOT:
+                if data_root is not None:
+                    values[key] = check_data_root(data_root, source="--data-root", base=Path.cwd())
+                else:
+                    values[key] = check_data_root(value, source=f"{where}: {sources[key]}")
+            else:
+                _check_type(value, schema[key].default, f"{where}: {sources[key]}")
+        resolved[stage] = values
+    return resolved
+
+
+def check_data_root(
+    value: Any, *, source: str = DATA_ROOT, base: str | os.PathLike[str] = PROJECT_ROOT
+) -> str:
+    """Return ``"synthetic"`` or the absolute path of an existing MIMIC-CXR root.
+
+    A relative path is taken from ``base`` (the project root for profiles, the current folder
+    for ``--data-root``). ``source`` names where the value came from, for the error message.
+    """
+    if value is None:
+        raise ValueError(
+            f"{source} is required: pass --data-root DIR (the MIMIC-CXR folder "
+            f"holding files/ and the CSVs), or use {SYNTHETIC!r} for the synthetic look-alike"
+        )
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(f"{source} must be {SYNTHETIC!r} or a folder path, got {value!r}")
+    if str(value) == SYNTHETIC:
+        return SYNTHETIC
+    root = Path(base, Path(value).expanduser()).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{source}: folder not found: {root}; pass the MIMIC-CXR folder "
+            f"(holding files/ and the CSVs) or {SYNTHETIC!r}"
+        )
+    markers = [name for spec in _ROOT_MARKERS for name in (spec.filename, spec.plain_filename)]
+    if not (root / layout.FILES_DIR).is_dir() and not any((root / m).is_file() for m in markers):
+        raise ValueError(
+            f"{source}: {root} does not look like MIMIC-CXR: it has no {layout.FILES_DIR}/ "
+            f"folder and none of {', '.join(s.filename for s in _ROOT_MARKERS)}; pass the "
+            "folder that holds them"
+        )
+    return str(root)
+
+
+def _check_type(value: Any, default: Any, where: str) -> None:
+    """Accept ``value`` where the notebook's default is ``default`` (bool is never a number)."""
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        want = "a number"
+    elif isinstance(default, list | tuple):
+        ok, want = isinstance(value, list | tuple), "a list"
+    elif isinstance(default, dict):
+        ok, want = isinstance(value, dict), "a mapping"
+    else:
+        ok, want = isinstance(value, type(default)), f"of type {type(default).__name__}"
+    if ok:
+        return
+    hint = ""
+    if want == "a number" and isinstance(value, str):
+        # PyYAML follows YAML 1.1, where 1e-4 (no dot) is text, not a float.
+        hint = "; YAML reads exponents without a dot as text: write e.g. 1.0e-4"
+    raise ValueError(
+        f"{where} must be {want} like the notebook default {default!r}, "
+        f"got {value!r} ({type(value).__name__}){hint}"
+    )
+
+
+def _profile_path(profile: str | os.PathLike[str], parameters_dir: Path) -> Path:
+    text = str(profile)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"profile file not found: {path}")
+        return path.resolve()
+    path = parameters_dir / f"{text}.yaml"
+    if not path.is_file():
+        names = available_profiles(parameters_dir)
+        raise ValueError(
+            f"unknown profile {text!r}{_suggest(text, names)}; available: "
+            f"{', '.join(names) or '(none)'} (files in {_show(parameters_dir)}/)"
+        )
+    return path
+
+
+def _mapping(value: Any, path: Path, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{_show(path)}: {key} must be a mapping of names to values, got {value!r}"
+        )
+    return {str(k): v for k, v in value.items()}
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _show(path: Path) -> str:
+    """A path as a user reads it: relative to the project when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,243 @@
+"""Write a synthetic MIMIC-CXR release: plan, render, write, then rename into place.
+
+Everything is written into a temporary folder beside the target and renamed at the end,
+with a marker file written last, so an interrupted generation leaves nothing half-written
+and a complete one is recognised (and reused) by its marker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from cxrlib.mimic import layout
+from cxrlib.mimic.synth import cohort, dicom_writer, phantom, reports, tables
+from cxrlib.paths import cache_dir
+
+#: Bump when the output of the same arguments changes, so cached copies are regenerated.
+GENERATOR_VERSION = 1
+MARKER = "SYNTHETIC-COMPLETE.json"
+SIZE_LIMITS = (32, 4096)
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What a generation wrote (counts), and with which arguments."""
+
+    root: Path
+    subjects: int
+    studies: int
+    images: int
+    seed: int
+    min_size: int
+    max_size: int
+    chexpert_rows: int
+    split_subjects: dict[str, int]
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form (the marker file's ``summary``)."""
+        out = asdict(self)
+        out["root"] = str(self.root)
+        return out
+
+
+def _arguments(subjects: int, seed: int, min_size: int, max_size: int) -> dict[str, int]:
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "subjects": subjects,
+        "seed": seed,
+        "min_size": min_size,
+        "max_size": max_size,
+    }
+
+
+def _validate(subjects: int, seed: int, min_size: int, max_size: int) -> None:
+    for name, value in (("subjects", subjects), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if subjects < 1:
+        raise ValueError(f"subjects must be at least 1, got {subjects}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    low, high = SIZE_LIMITS
+    if not (low <= min_size <= max_size <= high):
+        raise ValueError(
+            f"image sizes must satisfy {low} <= min_size <= max_size <= {high}, got "
+            f"min_size={min_size}, max_size={max_size}; pass e.g. --min-size 512 --max-size 1024"
+        )
+
+
+def read_marker(root: Path) -> dict[str, object] | None:
+    """The completion record of a generation in ``root``, or None when there is none."""
+    try:
+        return json.loads((Path(root) / MARKER).read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+
+
+def _summary_from_marker(root: Path, marker: dict[str, object]) -> SynthSummary:
+    data = dict(marker["summary"])  # type: ignore[arg-type]
+    data["root"] = Path(root)
+    return SynthSummary(**data)
+
+
+def _write_subject(args: tuple[Path, cohort.SubjectPlan, int]) -> int:
+    """Render and write one subject's reports and images; returns its number of studies."""
+    root, subject, seed = args
+    for study in subject.studies:
+        key = (seed, subject.index, study.index)
+        text = reports.write_report(study, np.random.default_rng([key[0], cohort.STREAM_REPORT,
+                                                                   *key[1:]]))
+        report = root / layout.report_path(subject.subject_id, study.study_id)
+        study_folder = root / layout.study_dir(subject.subject_id, study.study_id)
+        study_folder.mkdir(parents=True, exist_ok=True)
+        report.write_text(text, encoding="utf-8")
+        anatomy_rng = np.random.default_rng([seed, cohort.STREAM_ANATOMY, *key[1:]])
+        anatomy = phantom.sample_anatomy(anatomy_rng, subject.gender, study.lesions, study.setting)
+        for j, image in enumerate(study.images):
+            rng = np.random.default_rng([seed, cohort.STREAM_RENDER, *key[1:], j])
+            display = phantom.render(
+                image.view, anatomy, study.lesions, image.rows, image.columns, rng
+            )
+            pixels = dicom_writer.to_stored(display, image, rng)
+            dataset = dicom_writer.build_dataset(subject, study, image, pixels)
+            target = root / layout.image_path(subject.subject_id, study.study_id, image.dicom_id)
+            dicom_writer.write_dicom(target, dataset)
+    return len(subject.studies)
+
+
+def _render_all(
+    root: Path, plan: list[cohort.SubjectPlan], seed: int, workers: int
+) -> Iterator[int]:
+    jobs = ((root, subject, seed) for subject in plan)
+    if workers <= 1:
+        yield from map(_write_subject, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_write_subject, jobs, chunksize=2)
+
+
+def default_workers(subjects: int) -> int:
+    """Process count: one for small sets (pool start-up dominates), else up to 4 cores."""
+    return 1 if subjects < 40 else max(1, min(4, os.cpu_count() or 1))
+
+
+def generate(
+    out_dir: str | os.PathLike[str],
+    subjects: int,
+    seed: int,
+    *,
+    min_size: int = 512,
+    max_size: int = 1024,
+    progress: bool = True,
+    workers: int | None = None,
+) -> SynthSummary:
+    """Write a synthetic MIMIC-CXR release of ``subjects`` patients into ``out_dir``.
+
+    Same arguments, same bytes (whatever ``workers``). ``out_dir`` must be missing, empty or
+    a complete earlier generation with the same arguments (then it is returned unchanged).
+    """
+    _validate(subjects, seed, min_size, max_size)
+    out = Path(out_dir)
+    arguments = _arguments(subjects, seed, min_size, max_size)
+    if out.exists():
+        if not out.is_dir():
+            raise FileExistsError(f"{out} exists and is not a folder; choose another --out")
+        marker = read_marker(out)
+        if marker is not None and marker.get("arguments") == arguments:
+            return _summary_from_marker(out, marker)
+        if any(out.iterdir()):
+            found = f"a generation with {marker.get('arguments')}" if marker else "other files"
+            raise FileExistsError(
+                f"{out} is not empty: it holds {found}, not a complete generation with "
+                f"{arguments}; choose an empty or new folder, or delete it first"
+            )
+    plan = cohort.plan_dataset(subjects, seed, min_size, max_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        n_studies = sum(len(s.studies) for s in plan)
+        bar = tqdm(total=n_studies, unit="study", desc="synthetic MIMIC-CXR", disable=not progress)
+        with bar:
+            for done in _render_all(tmp, plan, seed, workers or default_workers(subjects)):
+                bar.update(done)
+        counts = tables.write_tables(tmp, plan)
+        splits = {name: sum(s.split == name for s in plan) for name in layout.SPLITS}
+        summary = SynthSummary(
+            root=out,
+            subjects=subjects,
+            studies=n_studies,
+            images=counts["record_list"],
+            seed=seed,
+            min_size=min_size,
+            max_size=max_size,
+            chexpert_rows=counts["chexpert"],
+            split_subjects=splits,
+        )
+        marker = {"arguments": arguments, "summary": summary.as_dict()}
+        marker["summary"]["root"] = "."  # type: ignore[index]
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+        _readable(tmp)
+        _move_into_place(tmp, out, arguments)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _readable(root: Path) -> None:
+    """mkdtemp/mkstemp create owner-only entries; give the release the usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for entry in root.iterdir():
+        if entry.is_file():
+            os.chmod(entry, 0o666 & ~umask)
+
+
+def _move_into_place(tmp: Path, out: Path, arguments: dict[str, int]) -> None:
+    """Rename the finished folder onto ``out`` (missing or empty); a concurrent identical
+    generation that finished first wins and ours is dropped."""
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        marker = read_marker(out)
+        if marker is None or marker.get("arguments") != arguments:
+            raise FileExistsError(
+                f"{out} was filled by someone else during generation; choose another folder"
+            ) from None
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def synthetic_root(subjects: int, seed: int, min_size: int = 512, max_size: int = 1024) -> Path:
+    """Cache folder of one synthetic release (see ``ensure_synthetic``)."""
+    name = f"mimic-cxr-n{subjects}-s{seed}-{min_size}-{max_size}"
+    return cache_dir() / "synthetic" / name
+
+
+def ensure_synthetic(
+    subjects: int,
+    seed: int,
+    *,
+    min_size: int = 512,
+    max_size: int = 1024,
+    progress: bool = True,
+) -> Path:
+    """Root of a synthetic release in the cache: generated on first use, reused afterwards."""
+    root = synthetic_root(subjects, seed, min_size, max_size)
+    marker = read_marker(root)
+    if marker is not None and marker.get("arguments") != _arguments(
+        subjects, seed, min_size, max_size
+    ):
+        shutil.rmtree(root)  # made by an older generator version: our own cache, redo it
+    generate(root, subjects, seed, min_size=min_size, max_size=max_size, progress=progress)
+    return root

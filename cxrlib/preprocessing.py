@@ -1,0 +1,199 @@
+"""Stage 01 (paper section 4.1): from a MIMIC-CXR root to the cohort, report samples and cache.
+
+The notebook ``01_preprocessing`` narrates these steps; this module holds what it calls so that
+tests reach it. Outputs and their schemas are listed in docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxrlib import atomic, config, paths
+from cxrlib.cohort import CohortResult
+from cxrlib.images import ImageCache, transforms
+from cxrlib.mimic import layout
+from cxrlib.mimic.tables import MimicCxr
+
+STAGE = "01_preprocessing"
+COHORT_FILE = "cohort.csv"
+COUNTS_FILE = "counts.csv"
+REPORT_SAMPLES_FILE = "report_samples.csv"
+SUBJECT_SPLITS_FILE = "subject_splits.csv"
+CACHE_DIR = "images"
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Arguments of the synthetic look-alike used when ``data_root == "synthetic"``."""
+
+    subjects: int
+    seed: int = 0
+    min_size: int = 512
+    max_size: int = 1024
+
+
+def resolve_data_root(data_root: str | os.PathLike[str], synthetic: SyntheticSpec) -> Path:
+    """The folder to read: a checked MIMIC-CXR root, or the synthetic look-alike.
+
+    The look-alike is generated on first use into the cache folder and reused afterwards.
+    """
+    checked = config.check_data_root(data_root, base=Path.cwd())
+    if checked != config.SYNTHETIC:
+        return Path(checked)
+    from cxrlib.mimic.synth import ensure_synthetic
+
+    return Path(
+        ensure_synthetic(
+            synthetic.subjects,
+            synthetic.seed,
+            min_size=synthetic.min_size,
+            max_size=synthetic.max_size,
+        )
+    )
+
+
+def describe_root(data_root: str | os.PathLike[str]) -> str:
+    """A short, machine-independent description of a data root (for notebook output)."""
+    root = Path(data_root)
+    if root.is_relative_to(paths.cache_dir()):
+        return f"<cache>/{root.relative_to(paths.cache_dir()).as_posix()}"
+    return root.name
+
+
+def release_overview(mimic: MimicCxr) -> pd.DataFrame:
+    """Subjects, studies and images per view position: what the release holds before filtering."""
+    meta = mimic.table(layout.METADATA)
+    views = meta[layout.VIEW_POSITION].fillna("(missing)")
+    table = (
+        meta.assign(view=views)
+        .groupby("view")
+        .agg(
+            images=(layout.DICOM_ID, "size"),
+            studies=(layout.STUDY_ID, "nunique"),
+            subjects=(layout.SUBJECT_ID, "nunique"),
+        )
+        .sort_values(["images", "view"], ascending=[False, True])
+    )
+    total = pd.DataFrame(
+        {
+            "images": [len(meta)],
+            "studies": [meta[layout.STUDY_ID].nunique()],
+            "subjects": [meta[layout.SUBJECT_ID].nunique()],
+        },
+        index=["all"],
+    )
+    return pd.concat([table, total])
+
+
+def label_prevalence(
+    mimic: MimicCxr, labels: tuple[str, ...] = layout.PAPER_FINDINGS
+) -> pd.DataFrame:
+    """Studies per label value (positive / negative / uncertain / not mentioned), CheXpert table."""
+    chexpert = mimic.table(layout.CHEXPERT)
+    rows = []
+    for label in labels:
+        values = chexpert[label]
+        rows.append(
+            {
+                "label": label,
+                "positive": int((values == layout.POSITIVE).sum()),
+                "negative": int((values == layout.NEGATIVE).sum()),
+                "uncertain": int((values == layout.UNCERTAIN).sum()),
+                "not mentioned": int(values.isna().sum()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("label")
+
+
+def counts_table(counts: pd.DataFrame) -> pd.DataFrame:
+    """Cases / controls per disease and split, wide (the paper's cohort table) with totals."""
+    wide = counts.pivot(index="disease", columns="split", values=["cases", "controls"])
+    order = [s for s in layout.SPLITS if s in counts["split"].unique()]
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([["cases", "controls"], order]))
+    wide.columns = [f"{split} {kind}" for kind, split in wide.columns]
+    wide = wide[[f"{split} {kind}" for split in order for kind in ("cases", "controls")]]
+    wide["total"] = wide.sum(axis=1)
+    wide = wide.reindex(
+        [d for d in layout.PAPER_FINDINGS if d in wide.index]
+        + sorted(set(wide.index) - set(layout.PAPER_FINDINGS))
+    )
+    wide.loc["all diseases"] = wide.sum(axis=0)
+    return wide.astype(int)
+
+
+def cache_items(cohort: pd.DataFrame, report_samples: pd.DataFrame) -> pd.DataFrame:
+    """``dicom_id,path`` of every image a later stage reads (cohort and report samples)."""
+    cols = [layout.DICOM_ID, layout.PATH]
+    items = pd.concat([cohort[cols], report_samples[cols]], ignore_index=True)
+    return items.drop_duplicates(layout.DICOM_ID).sort_values(layout.DICOM_ID, kind="mergesort")
+
+
+def pixel_statistics(cache: ImageCache, dicom_ids: list[str] | None = None) -> pd.DataFrame:
+    """Mean / std / range of the cached pixels, raw ([0, 1]) and after the mean/std 0.5 scaling."""
+    ids = list(cache.dicom_ids if dicom_ids is None else dicom_ids)
+    raw = cache.stack(ids).astype(np.float32) / 255.0
+    scaled = (raw - transforms.NORMALIZE_MEAN) / transforms.NORMALIZE_STD
+    return pd.DataFrame(
+        [
+            {
+                "pixels": "raw / 255",
+                "mean": raw.mean(),
+                "std": raw.std(),
+                "min": raw.min(),
+                "max": raw.max(),
+            },
+            {
+                "pixels": "normalised (x - 0.5) / 0.5",
+                "mean": scaled.mean(),
+                "std": scaled.std(),
+                "min": scaled.min(),
+                "max": scaled.max(),
+            },
+        ]
+    ).set_index("pixels")
+
+
+def example_images(
+    cohort: pd.DataFrame, cache: ImageCache, *, per_class: int = 2, seed: int = 0
+) -> tuple[list[np.ndarray], list[str]]:
+    """A few cases and controls per disease from the training split, for a picture grid."""
+    rng = np.random.default_rng(seed)
+    images, titles = [], []
+    train = cohort[cohort[layout.SPLIT_COLUMN] == "train"]
+    for disease in dict.fromkeys(cohort["disease"]):
+        for label, name in ((1, "case"), (0, "control")):
+            pool = train[(train["disease"] == disease) & (train["label"] == label)]
+            take = pool.iloc[rng.permutation(len(pool))[:per_class]]
+            for dicom_id in take[layout.DICOM_ID]:
+                images.append(cache.get(dicom_id).astype(np.float32) / 255.0)
+                titles.append(f"{disease}\n{name}")
+    return images, titles
+
+
+def write_outputs(
+    out_dir: str | os.PathLike[str], result: CohortResult, report_samples: pd.DataFrame
+) -> list[Path]:
+    """Write the cohort, counts, subject split and report samples atomically; return the paths."""
+    out = Path(out_dir)
+    return [
+        atomic.write_csv(out / COHORT_FILE, result.cohort),
+        atomic.write_csv(out / COUNTS_FILE, result.counts),
+        atomic.write_csv(out / SUBJECT_SPLITS_FILE, result.subject_splits),
+        atomic.write_csv(out / REPORT_SAMPLES_FILE, report_samples),
+    ]
+
+
+def list_outputs(out_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Files a stage wrote (relative names and sizes), for the notebook's closing cell."""
+    out = Path(out_dir)
+    rows = [
+        {"file": p.relative_to(out).as_posix(), "kB": round(p.stat().st_size / 1024, 1)}
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    ]
+    return pd.DataFrame(rows)

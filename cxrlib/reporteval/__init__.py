@@ -1,0 +1,1 @@
+"""Report evaluation: CheXpert-style labeler, NLG and clinical-efficacy metrics, baselines."""

@@ -1,0 +1,172 @@
+"""Clinical efficacy (CE): precision / recall / F1 of generated against reference labels.
+
+Both reports are labelled with the CheXpert-style labeler; each label becomes binary:
+1.0 is positive, 0.0 and "not mentioned" are negative, and uncertain (-1.0) is negative by
+default (R2Gen, LLaVA-Rad and MAIRA-2 report their main numbers this way) or positive on
+request. Scores are micro (pooled over labels) and macro (mean of per-label scores) over the
+14 CheXpert labels and over the 5 competition labels. A label with no positive in reference
+and generated reports scores 0 (scikit-learn's ``zero_division=0``), so macro averages never
+skip labels. Every table carries its convention in the ``uncertain_as`` column and
+:func:`convention` gives the sentence to print beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from sklearn.metrics import precision_recall_fscore_support
+
+from cxrlib.mimic.layout import CHEXPERT_LABELS, COMPETITION_LABELS, LABEL_VALUES, UNCERTAIN
+
+UNCERTAIN_AS: tuple[str, ...] = ("negative", "positive")
+#: Label sets of the CE tables: name in the ``labels`` column -> CheXpert columns.
+LABEL_SETS: dict[str, tuple[str, ...]] = {
+    "chexpert14": CHEXPERT_LABELS,
+    "competition5": COMPETITION_LABELS,
+}
+AVERAGES: tuple[str, ...] = ("micro", "macro")
+#: Columns of ``ce_metrics.csv``.
+CE_COLUMNS: tuple[str, ...] = (
+    "generator",
+    "labels",
+    "average",
+    "uncertain_as",
+    "precision",
+    "recall",
+    "f1",
+)
+#: Columns of the per-finding table.
+PER_FINDING_COLUMNS: tuple[str, ...] = (
+    "generator",
+    "label",
+    "uncertain_as",
+    "precision",
+    "recall",
+    "f1",
+    "support",
+    "predicted",
+)
+
+
+def convention(uncertain_as: str = "negative") -> str:
+    """One sentence stating how the CE numbers were computed (print it with every table)."""
+    _check_uncertain_as(uncertain_as)
+    return (
+        "CE: CheXpert-style labels of reference and generated reports; positive = 1.0, "
+        f"uncertain (-1.0) counted as {uncertain_as}, negative and not mentioned as negative; "
+        "micro = pooled over labels, macro = mean over labels (a label without positives "
+        "scores 0); chexpert14 = all 14 labels incl. No Finding, competition5 = "
+        + ", ".join(COMPETITION_LABELS)
+        + "."
+    )
+
+
+def binarize(labels: pd.DataFrame, *, uncertain_as: str = "negative") -> pd.DataFrame:
+    """0/1 matrix of a label frame (CheXpert columns; values 1, 0, -1 or NaN)."""
+    _check_uncertain_as(uncertain_as)
+    missing = [c for c in CHEXPERT_LABELS if c not in labels.columns]
+    if missing:
+        raise ValueError(
+            f"label table lacks CheXpert columns {missing}; label the reports with "
+            "cxrlib.reporteval.labeler first"
+        )
+    values = labels[list(CHEXPERT_LABELS)].astype(float)
+    bad = ~(values.isna() | values.isin(sorted(LABEL_VALUES)))
+    if bad.any().any():
+        column = bad.any().idxmax()
+        raise ValueError(
+            f"label column {column!r} holds {values[column][bad[column]].iloc[0]!r}; "
+            "allowed values are 1.0, 0.0, -1.0 or empty"
+        )
+    positive = values == 1.0
+    if uncertain_as == "positive":
+        positive |= values == UNCERTAIN
+    return positive.astype(int)
+
+
+def ce_metrics(
+    reference: pd.DataFrame,
+    generated: pd.DataFrame,
+    *,
+    generator: str,
+    uncertain_as: Sequence[str] | str = UNCERTAIN_AS,
+) -> pd.DataFrame:
+    """The CE table: one row per label set x average x convention (``CE_COLUMNS``)."""
+    rows = []
+    for convention_name in _as_tuple(uncertain_as):
+        y_true, y_pred = _binary_pair(reference, generated, convention_name)
+        for set_name, columns in LABEL_SETS.items():
+            for average in AVERAGES:
+                p, r, f, _ = precision_recall_fscore_support(
+                    y_true[list(columns)].to_numpy(),
+                    y_pred[list(columns)].to_numpy(),
+                    average=average,
+                    zero_division=0,
+                )
+                rows.append((generator, set_name, average, convention_name, p, r, f))
+    return pd.DataFrame(rows, columns=list(CE_COLUMNS)).astype(
+        {"precision": float, "recall": float, "f1": float}
+    )
+
+
+def per_finding(
+    reference: pd.DataFrame,
+    generated: pd.DataFrame,
+    *,
+    generator: str,
+    uncertain_as: Sequence[str] | str = "negative",
+) -> pd.DataFrame:
+    """Precision / recall / F1 per CheXpert label (``PER_FINDING_COLUMNS``).
+
+    ``support``: reports whose reference is positive; ``predicted``: generated positives.
+    """
+    frames = []
+    for convention_name in _as_tuple(uncertain_as):
+        y_true, y_pred = _binary_pair(reference, generated, convention_name)
+        p, r, f, support = precision_recall_fscore_support(
+            y_true.to_numpy(), y_pred.to_numpy(), average=None, zero_division=0
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "generator": generator,
+                    "label": list(CHEXPERT_LABELS),
+                    "uncertain_as": convention_name,
+                    "precision": p.astype(float),
+                    "recall": r.astype(float),
+                    "f1": f.astype(float),
+                    "support": support.astype(int),
+                    "predicted": y_pred.sum(axis=0).to_numpy().astype(int),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)[list(PER_FINDING_COLUMNS)]
+
+
+def _binary_pair(
+    reference: pd.DataFrame, generated: pd.DataFrame, uncertain_as: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if len(reference) != len(generated):
+        raise ValueError(
+            f"reference and generated label tables must have one row per report each, got "
+            f"{len(reference)} and {len(generated)} rows"
+        )
+    if len(reference) == 0:
+        raise ValueError("no reports to score: the label tables are empty")
+    return (
+        binarize(reference, uncertain_as=uncertain_as).reset_index(drop=True),
+        binarize(generated, uncertain_as=uncertain_as).reset_index(drop=True),
+    )
+
+
+def _as_tuple(uncertain_as: Sequence[str] | str) -> tuple[str, ...]:
+    values = (uncertain_as,) if isinstance(uncertain_as, str) else tuple(uncertain_as)
+    for value in values:
+        _check_uncertain_as(value)
+    return values
+
+
+def _check_uncertain_as(value: str) -> None:
+    if value not in UNCERTAIN_AS:
+        raise ValueError(f"uncertain_as must be one of {list(UNCERTAIN_AS)}, got {value!r}")

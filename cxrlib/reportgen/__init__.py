@@ -1,0 +1,8 @@
+"""Report generation with Llama-3.2-Vision (paper 4.3 and 4.5).
+
+Modules, one job each: ``prompts`` (instruction and conversation format), ``guidance``
+(classifier-guided instructions from stage 03), ``tiny_model`` (the offline tiny model),
+``backends`` (Unsloth / transformers selection, model loading, LoRA), ``dataset``
+(stage 01's report samples as conversations), ``collator`` (label masking), ``train`` (LoRA
+fine-tuning with early stopping), ``generate`` (greedy batched generation, reload checks).
+"""

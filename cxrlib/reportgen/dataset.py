@@ -1,0 +1,102 @@
+"""Stage 01's report samples as conversations (image + instruction -> report).
+
+One item = ``{"messages": conversation}`` (see :mod:`.prompts`), the format both our collator
+and Unsloth's vision collator read. Images come from the preprocessing cache as uint8 arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from .collator import to_rgb
+from .prompts import INSTRUCTION, build_conversation, report_text
+
+#: Columns of stage 01's ``report_samples.csv`` this module reads.
+DICOM_ID, STUDY_ID, SPLIT = "dicom_id", "study_id", "split"
+FINDINGS, IMPRESSION = "findings", "impression"
+REQUIRED_COLUMNS: tuple[str, ...] = (STUDY_ID, DICOM_ID, SPLIT, FINDINGS, IMPRESSION)
+
+#: Augmentation (the paper used some; which is not said): small rotations, shifts and zooms.
+#: No horizontal flip: reports name the side ("left pleural effusion").
+AUGMENT_DEGREES, AUGMENT_TRANSLATE, AUGMENT_SCALE = 5.0, 0.03, (0.95, 1.05)
+
+
+class ImageSource(Protocol):
+    """Anything with ``get(dicom_id) -> uint8 (S, S)``, e.g. ``ImageCache``."""
+
+    def get(self, dicom_id: str) -> np.ndarray: ...
+
+
+def check_report_samples(frame: pd.DataFrame, source: str = "report samples") -> None:
+    """Raise one clear error when ``frame`` lacks a column this module needs."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{source} lacks columns {missing} (has {list(frame.columns)}): it must come from "
+            "stage 01's report_samples.csv; re-run stage 01"
+        )
+
+
+def reports(frame: pd.DataFrame) -> list[str]:
+    """The target report of every row (findings + impression, see :func:`report_text`)."""
+    check_report_samples(frame)
+    return [report_text(f, i) for f, i in zip(frame[FINDINGS], frame[IMPRESSION], strict=True)]
+
+
+class ConversationDataset(torch.utils.data.Dataset):
+    """Rows of ``frame`` as conversations; the report turn only when ``with_report``.
+
+    ``instructions`` is one text for all rows or a ``dicom_id -> text`` mapping (guided prompts).
+    ``augment`` applies a random affine (seeded by torch's global generator) to training images.
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        images: ImageSource,
+        *,
+        instructions: str | Mapping[str, str] = INSTRUCTION,
+        with_report: bool = True,
+        augment: bool = False,
+    ) -> None:
+        check_report_samples(frame)
+        self.frame = frame.reset_index(drop=True)
+        self.images = images
+        self.instructions = instructions
+        self.with_report = with_report
+        self.reports = reports(self.frame)
+        self._augment = _augmenter() if augment else None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def image(self, index: int) -> Image.Image:
+        """The RGB image of row ``index`` (augmented when asked)."""
+        image = to_rgb(self.images.get(str(self.frame.at[index, DICOM_ID])))
+        return self._augment(image) if self._augment is not None else image
+
+    def instruction(self, index: int) -> str:
+        """The instruction of row ``index``."""
+        if isinstance(self.instructions, str):
+            return self.instructions
+        return self.instructions[str(self.frame.at[index, DICOM_ID])]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        report = self.reports[index] if self.with_report else None
+        return {"messages": build_conversation(self.image(index), self.instruction(index), report)}
+
+
+def _augmenter():
+    from torchvision.transforms import v2
+
+    return v2.RandomAffine(
+        degrees=AUGMENT_DEGREES,
+        translate=(AUGMENT_TRANSLATE, AUGMENT_TRANSLATE),
+        scale=AUGMENT_SCALE,
+    )

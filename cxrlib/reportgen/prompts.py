@@ -1,0 +1,112 @@
+"""Instruction, conversation format and classifier-guided instruction.
+
+The conversation is Unsloth's vision format (also what transformers' chat templates read): a
+user turn holding the instruction text and the image, then an assistant turn holding the report.
+Training, zero-shot and generation all build their messages here, so the format lives in one
+place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+#: The paper's (and Unsloth's radiography example's) instruction.
+INSTRUCTION = "You are an expert radiographer. Describe accurately what you see in this image."
+
+#: Section headers of the target report, as in MIMIC-CXR report text.
+FINDINGS_HEADER = "FINDINGS:"
+IMPRESSION_HEADER = "IMPRESSION:"
+
+USER, ASSISTANT = "user", "assistant"
+
+
+def report_text(findings: str | None, impression: str | None) -> str:
+    """The target report: findings and impression under their MIMIC headers.
+
+    An empty or missing section is left out, so a findings-only study gives only ``FINDINGS:``.
+    The headers keep the text readable by a section-aware labeler.
+    """
+    parts = []
+    for header, body in ((FINDINGS_HEADER, findings), (IMPRESSION_HEADER, impression)):
+        text = _clean(body)
+        if text:
+            parts.append(f"{header} {text}")
+    return "\n".join(parts)
+
+
+def build_conversation(
+    image: Any, instruction: str = INSTRUCTION, report: str | None = None
+) -> list[dict[str, Any]]:
+    """Messages for one sample: user = [instruction, image], assistant = [report] if given.
+
+    ``report=None`` gives the prompt only (for generation). The image object rides inside the
+    message, as Unsloth's vision collator expects.
+    """
+    messages: list[dict[str, Any]] = [
+        {
+            "role": USER,
+            "content": [
+                {"type": "text", "text": instruction},
+                {"type": "image", "image": image},
+            ],
+        }
+    ]
+    if report is not None:
+        messages.append({"role": ASSISTANT, "content": [{"type": "text", "text": report}]})
+    return messages
+
+
+def conversation_images(messages: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The image objects of a conversation, in order of appearance."""
+    return [
+        part["image"]
+        for message in messages
+        for part in _parts(message)
+        if part.get("type") == "image" and "image" in part
+    ]
+
+
+def prompt_messages(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The conversation without its final assistant turn (what the model is asked)."""
+    if messages and messages[-1].get("role") == ASSISTANT:
+        return list(messages[:-1])
+    return list(messages)
+
+
+def assistant_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """Text of the final assistant turn ('' when the conversation is a prompt only)."""
+    if not messages or messages[-1].get("role") != ASSISTANT:
+        return ""
+    return "".join(p.get("text", "") for p in _parts(messages[-1]) if p.get("type") == "text")
+
+
+def guided_instruction(
+    predicted: Iterable[str], findings: Sequence[str], instruction: str = INSTRUCTION
+) -> str:
+    """The instruction plus the CNN's predicted findings (classifier-guided prompting).
+
+    ``predicted`` are the findings the CNN calls positive, ``findings`` all it was asked about
+    (so "none" is stated explicitly rather than left implicit).
+    """
+    positive = [f for f in findings if f in set(predicted)]
+    if positive:
+        hint = "An image classifier suggests: " + ", ".join(f.lower() for f in positive) + "."
+    else:
+        hint = "An image classifier suggests none of: " + ", ".join(f.lower() for f in findings)
+        hint += "."
+    return f"{instruction} {hint}"
+
+
+def _parts(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    content = message.get("content", [])
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content)
+
+
+def _clean(text: str | None) -> str:
+    """Collapse whitespace; NaN/None (pandas' empty cell) become ''."""
+    if text is None or not isinstance(text, str):
+        return ""
+    return " ".join(text.split())

@@ -1,0 +1,320 @@
+"""LoRA fine-tuning with validation loss and early stopping; the adapter is what is saved.
+
+Trainer choice: TRL's ``SFTTrainer`` where it runs (CUDA; with Unsloth's vision collator for the
+``unsloth`` backend, with ours for ``hf``), transformers' ``Trainer`` with the same collator on
+the CPU, where TRL 1.15's SFTTrainer fails in its Triton loss kernel. Both get the same
+arguments: evaluation every ``eval_steps``, the best checkpoint by validation loss restored at
+the end, and ``EarlyStoppingCallback`` stopping after ``patience`` evaluations without
+improvement.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from transformers import TrainerCallback
+
+from ..atomic import atomic_dir, write_json
+from .backends import LoadedModel
+from .collator import ReportCollator
+
+#: File beside the adapter recording how it was trained.
+TRAINING_FILE = "training.json"
+LOG_COLUMNS: tuple[str, ...] = ("step", "epoch", "train_loss", "val_loss", "lr")
+TRAINERS: tuple[str, ...] = ("sft", "trainer")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training hyperparameters; defaults are the paper's (batch 8 x accumulation 4, ...)."""
+
+    max_epochs: float = 2.0  # upper bound; max_steps and early stopping may end sooner
+    max_steps: int = 200
+    batch_size: int = 8
+    grad_accum: int = 4
+    lr: float = 1e-4
+    warmup_steps: int = 5
+    weight_decay: float = 0.001
+    lr_scheduler: str = "linear"
+    eval_steps: int = 10  # optimizer steps between validation-loss evaluations
+    patience: int = 3  # evaluations without improvement before stopping
+    max_length: int = 1024  # tokens per conversation (the report end is truncated)
+    seed: int = 3407
+    mixed_precision: bool = True  # bf16 (or fp16) on CUDA; ignored on the CPU
+    augment: bool = False  # random affine on training images
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "grad_accum", "eval_steps", "max_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.lr <= 0 or self.max_epochs <= 0:
+            raise ValueError(
+                "lr and max_epochs must be positive, got "
+                f"lr={self.lr}, max_epochs={self.max_epochs}"
+            )
+
+
+@dataclass
+class TrainResult:
+    """What training did: per-step log, best validation loss, steps, wall time."""
+
+    log: pd.DataFrame
+    steps: int
+    planned_steps: int
+    best_step: int | None
+    best_val_loss: float | None
+    stopped_early: bool
+    seconds: float
+    trainer: str
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary (without the log)."""
+        out = {k: v for k, v in asdict(self).items() if k != "log"}
+        out["first_val_loss"] = _first(self.log, "val_loss")
+        out["last_train_loss"] = _last(self.log, "train_loss")
+        return out
+
+
+def planned_steps(n_train: int, settings: TrainSettings) -> int:
+    """Optimizer steps: ``max_epochs`` passes over the data, capped at ``max_steps``."""
+    if n_train < 1:
+        raise ValueError("training needs at least one training sample, got none")
+    per_epoch = math.ceil(n_train / (settings.batch_size * settings.grad_accum))
+    return max(1, min(settings.max_steps, math.ceil(settings.max_epochs * per_epoch)))
+
+
+def trainer_kind(backend: str, device: str) -> str:
+    """``sft`` (TRL) on CUDA, ``trainer`` (transformers) on the CPU."""
+    return "sft" if device == "cuda" else "trainer"
+
+
+def train_adapter(
+    loaded: LoadedModel,
+    train_data: torch.utils.data.Dataset,
+    val_data: torch.utils.data.Dataset,
+    settings: TrainSettings,
+    *,
+    work_dir: str | os.PathLike[str],
+    progress: bool = True,
+) -> TrainResult:
+    """Fine-tune the LoRA adapters of ``loaded.model`` in place; return the log and summary.
+
+    ``work_dir`` holds intermediate checkpoints and is removed at the end; the best adapter
+    (lowest validation loss) is loaded back into the model.
+    """
+    from transformers import EarlyStoppingCallback
+
+    steps = planned_steps(len(train_data), settings)
+    kind = trainer_kind(loaded.backend, loaded.device)
+    work = Path(work_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    trainer = _make_trainer(loaded, train_data, val_data, settings, steps, kind, work)
+    trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=settings.patience))
+    _replace_progress(trainer, progress)
+    start = time.perf_counter()
+    try:
+        if loaded.backend == "unsloth":
+            from unsloth import FastVisionModel
+
+            FastVisionModel.for_training(loaded.model)
+        trainer.evaluate()  # validation loss before any update: the curve's starting point
+        trainer.train()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    log = training_log(trainer.state.log_history)
+    state = trainer.state
+    best = state.best_metric
+    return TrainResult(
+        log=log,
+        steps=int(state.global_step),
+        planned_steps=steps,
+        best_step=_best_step(state),
+        best_val_loss=None if best is None else float(best),
+        stopped_early=int(state.global_step) < steps,
+        seconds=round(seconds, 1),
+        trainer=kind,
+    )
+
+
+def _make_trainer(loaded, train_data, val_data, settings, steps, kind, work):
+    args = dict(
+        output_dir=str(work),
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.lr,
+        warmup_steps=settings.warmup_steps,
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type=settings.lr_scheduler,
+        num_train_epochs=settings.max_epochs,
+        max_steps=steps,
+        eval_strategy="steps",
+        eval_steps=settings.eval_steps,
+        save_strategy="steps",
+        save_steps=settings.eval_steps,
+        save_only_model=True,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=1,
+        report_to="none",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        remove_unused_columns=False,  # the collator needs the raw "messages"
+        dataloader_num_workers=0,
+        optim=_optimizer(loaded.device),
+        use_cpu=loaded.device == "cpu",
+    )
+    if loaded.device == "cuda" and settings.mixed_precision:
+        bf16 = torch.cuda.is_bf16_supported()
+        args.update(bf16=bf16, fp16=not bf16)
+    if loaded.backend == "unsloth":
+        from unsloth.trainer import UnslothVisionDataCollator
+
+        collator = UnslothVisionDataCollator(loaded.model, loaded.processor)
+    else:
+        collator = ReportCollator(loaded.processor, max_length=settings.max_length)
+    common = dict(
+        model=loaded.model,
+        train_dataset=train_data,
+        eval_dataset=val_data,
+        data_collator=collator,
+        processing_class=loaded.processor,
+    )
+    if kind == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        config = SFTConfig(
+            **args,
+            dataset_text_field="",
+            dataset_kwargs={"skip_prepare_dataset": True},
+            max_length=settings.max_length,
+        )
+        return SFTTrainer(args=config, **common)
+    from transformers import Trainer, TrainingArguments
+
+    return Trainer(args=TrainingArguments(**args), **common)
+
+
+def _optimizer(device: str) -> str:
+    """8-bit AdamW on CUDA with bitsandbytes (as Unsloth's example), plain AdamW otherwise."""
+    import importlib.util
+
+    if device == "cuda" and importlib.util.find_spec("bitsandbytes") is not None:
+        return "adamw_8bit"
+    return "adamw_torch"
+
+
+def _replace_progress(trainer: Any, progress: bool) -> None:
+    """One tqdm bar with the latest losses instead of a printed dict per logging step."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    if progress:
+        trainer.add_callback(_LossBar())
+
+
+class _LossBar(TrainerCallback):
+    """A tqdm bar over optimizer steps showing the last train/validation loss."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.postfix: dict[str, float] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=state.max_steps, desc="training", unit="step")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        for key, name in (("loss", "train"), ("eval_loss", "val")):
+            if key in logs:
+                self.postfix[name] = round(float(logs[key]), 3)
+        if self.bar is not None and self.postfix:
+            self.bar.set_postfix(self.postfix, refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def training_log(history: list[dict[str, Any]]) -> pd.DataFrame:
+    """Trainer's log history as one row per step: ``step,epoch,train_loss,val_loss,lr``."""
+    rows: dict[int, dict[str, Any]] = {}
+    for entry in history:
+        step = int(entry.get("step", 0))
+        row = rows.setdefault(step, {"step": step})
+        if "epoch" in entry:
+            row["epoch"] = float(entry["epoch"])
+        if "loss" in entry:
+            row["train_loss"] = float(entry["loss"])
+        if "eval_loss" in entry:
+            row["val_loss"] = float(entry["eval_loss"])
+        if "learning_rate" in entry:
+            row["lr"] = float(entry["learning_rate"])
+    frame = pd.DataFrame(list(rows.values()), columns=list(LOG_COLUMNS))
+    return frame.sort_values("step", kind="stable").reset_index(drop=True)
+
+
+def save_adapter(
+    loaded: LoadedModel, out_dir: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+) -> Path:
+    """Save the LoRA adapter + processor (+ ``training.json``) atomically into ``out_dir``."""
+    with atomic_dir(out_dir) as tmp:
+        loaded.model.save_pretrained(tmp)
+        loaded.processor.save_pretrained(tmp)
+        write_json(tmp / TRAINING_FILE, metadata or {})
+    return Path(out_dir)
+
+
+def loss_curve_figure(log: pd.DataFrame, *, best_step: int | None = None):
+    """Training and validation loss against the optimizer step."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    train = log.dropna(subset=["train_loss"])
+    val = log.dropna(subset=["val_loss"])
+    ax.plot(train["step"], train["train_loss"], label="train", lw=1)
+    ax.plot(val["step"], val["val_loss"], "o-", label="validation", ms=4)
+    if best_step is not None:
+        ax.axvline(best_step, color="grey", ls="--", lw=1, label=f"best (step {best_step})")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy loss (report tokens)")
+    ax.set_title("LoRA fine-tuning")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _best_step(state: Any) -> int | None:
+    step = getattr(state, "best_global_step", None)
+    if step is not None:
+        return int(step)
+    checkpoint = getattr(state, "best_model_checkpoint", None)
+    return int(str(checkpoint).rsplit("-", 1)[-1]) if checkpoint else None
+
+
+def _first(log: pd.DataFrame, column: str) -> float | None:
+    values = log[column].dropna()
+    return None if values.empty else float(values.iloc[0])
+
+
+def _last(log: pd.DataFrame, column: str) -> float | None:
+    values = log[column].dropna()
+    return None if values.empty else float(values.iloc[-1])

@@ -1,0 +1,31 @@
+"""The labeler agrees with the synthetic generator's CheXpert labels on its reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cxrlib.mimic.layout import CHEXPERT_LABELS
+from cxrlib.mimic.synth import generate
+from cxrlib.mimic.tables import MimicCxr, read_table
+from cxrlib.reporteval.labeler import label_agreement, label_reports
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "mimic"
+    generate(root, 40, 11, min_size=32, max_size=40, progress=False)
+    return root
+
+
+def test_agreement_with_synthetic_labels(synthetic_root: Path) -> None:
+    data = MimicCxr(synthetic_root)
+    chexpert = read_table(synthetic_root, "chexpert")
+    ids = zip(chexpert.subject_id, chexpert.study_id, strict=True)
+    texts = [data.read_report(subject, study) for subject, study in ids]
+    assert len(texts) > 60  # 40 subjects have 1-5 studies each
+    agreement = label_agreement(chexpert, label_reports(texts))
+    assert list(agreement.index) == list(CHEXPERT_LABELS)
+    low = agreement[agreement < 0.98]
+    assert low.empty, f"labels agreeing on < 98% of synthetic reports:\n{low}"
