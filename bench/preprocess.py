@@ -33,6 +33,12 @@ OVERHEAD_TARGET = 0.25
 SPEEDUP_TARGET = 1.6
 
 
+def _cpu_seconds() -> float:
+    """User + system time of this process and its finished children (the pool's workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _items(data_root: Path, limit: int | None) -> pd.DataFrame:
     files = sorted(p for p in data_root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -121,22 +127,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         methods = _methods(items, root, args.image_size, Path(scratch))
         names = list(methods)
         seconds: dict[str, list[float]] = {name: [] for name in names}
+        cpu: dict[str, list[float]] = {name: [] for name in names}
         for repeat in range(args.repeats):
             for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), _cpu_seconds()
                 methods[name]()
                 seconds[name].append(time.perf_counter() - start)
+                cpu[name].append(_cpu_seconds() - start_cpu)
 
     load = os.getloadavg()
     print(
         f"{n} images from {root}, cache image_size {args.image_size}, {args.repeats} repeats, "
         f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    print(f"{'method':42s} {'images/s (median)':>18s} {'best':>8s}")
+    print(f"{'method':42s} {'images/s (median)':>18s} {'best':>8s} {'CPU ms/image':>13s}")
     for name in names:
-        print(
-            f"{name:42s} {n / statistics.median(seconds[name]):18.1f} {n / min(seconds[name]):8.1f}"
-        )
+        rate, best = n / statistics.median(seconds[name]), n / min(seconds[name])
+        work = 1000 * statistics.median(cpu[name]) / n
+        print(f"{name:42s} {rate:18.1f} {best:8.1f} {work:13.2f}")
 
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(seconds[a], seconds[b], strict=True))
@@ -156,6 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"workers writing the memmap vs returning arrays: {transport:.2f}x "
         "(> 1 = writing in the worker is faster)"
     )
+    # CPU seconds do not depend on other load: they say what 2 free cores would give.
+    extra = statistics.median(cpu[names[2]]) / statistics.median(cpu[names[1]])
+    print(
+        f"CPU work, 2 workers vs 1: {extra:.2f}x (pool and process cost); "
+        f"with 2 idle cores the speed-up would be about {min(2.0, 2 / extra):.2f}x"
+    )
+    if load[0] > (os.cpu_count() or 1):
+        print("note: load average above the CPU count; wall-clock ratios are unreliable")
     return 0
 
 

@@ -165,15 +165,20 @@ def grid_heatmaps(
     fig, axes = _grid(len(panels), ncols=ncols, size=3.0)
     for ax, name in zip(axes, panels, strict=False):
         pivot = results[results[panel] == name].pivot_table(
-            index=row, columns=col, values=value, aggfunc="max"
+            index=row, columns=col, values=value, aggfunc="max", dropna=False
         )
-        ax.imshow(pivot.to_numpy(), cmap="viridis", vmin=0.5, vmax=1.0)
-        for (i, j), v in np.ndenumerate(pivot.to_numpy()):
+        ax.set_title(str(name), fontsize=9)
+        if pivot.isna().all().all():
+            ax.text(0.5, 0.5, f"no {value}", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        ax.imshow(pivot.to_numpy(dtype=float), cmap="viridis", vmin=0.5, vmax=1.0)
+        for (i, j), v in np.ndenumerate(pivot.to_numpy(dtype=float)):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white", fontsize=8)
         ax.set_xticks(range(pivot.shape[1]), [f"{c:g}" for c in pivot.columns], fontsize=7)
         ax.set_yticks(range(pivot.shape[0]), [f"{r:g}" for r in pivot.index], fontsize=7)
         ax.set(xlabel=col, ylabel=row)
-        ax.set_title(str(name), fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -35,6 +35,7 @@ class SyntheticSpec:
     seed: int = 0
     min_size: int = 512
     max_size: int = 1024
+    prevalence: str = "mimic"
 
 
 def resolve_data_root(data_root: str | os.PathLike[str], synthetic: SyntheticSpec) -> Path:
@@ -53,6 +54,7 @@ def resolve_data_root(data_root: str | os.PathLike[str], synthetic: SyntheticSpe
             synthetic.seed,
             min_size=synthetic.min_size,
             max_size=synthetic.max_size,
+            prevalence=synthetic.prevalence,
         )
     )
 
@@ -68,7 +70,7 @@ def describe_root(data_root: str | os.PathLike[str]) -> str:
 def release_overview(mimic: MimicCxr) -> pd.DataFrame:
     """Subjects, studies and images per view position: what the release holds before filtering."""
     meta = mimic.table(layout.METADATA)
-    views = meta[layout.VIEW_POSITION].fillna("(missing)")
+    views = meta[layout.VIEW_POSITION].fillna("").replace("", "(missing)")
     table = (
         meta.assign(view=views)
         .groupby("view")
@@ -175,17 +177,21 @@ def example_images(
     return images, titles
 
 
-def write_outputs(
-    out_dir: str | os.PathLike[str], result: CohortResult, report_samples: pd.DataFrame
-) -> list[Path]:
-    """Write the cohort, counts, subject split and report samples atomically; return the paths."""
+def write_outputs(out_dir: str | os.PathLike[str], result: CohortResult) -> list[Path]:
+    """Write the cohort, its counts and the subject split atomically; return the paths."""
     out = Path(out_dir)
     return [
         atomic.write_csv(out / COHORT_FILE, result.cohort),
         atomic.write_csv(out / COUNTS_FILE, result.counts),
         atomic.write_csv(out / SUBJECT_SPLITS_FILE, result.subject_splits),
-        atomic.write_csv(out / REPORT_SAMPLES_FILE, report_samples),
     ]
+
+
+def write_report_samples(
+    out_dir: str | os.PathLike[str], report_samples: pd.DataFrame
+) -> list[Path]:
+    """Write the report-generation samples atomically; return the path (in a list)."""
+    return [atomic.write_csv(Path(out_dir) / REPORT_SAMPLES_FILE, report_samples)]
 
 
 def list_outputs(out_dir: str | os.PathLike[str]) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterable
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from cxrlib.cohort import check_patient_disjoint, order_images
 from cxrlib.mimic import layout

@@ -11,12 +11,11 @@ from safetensors.torch import save_file
 
 from cxrlib.classify import zoo
 
-# (architecture, feature size before the replaced layer)
-FEATURE_DIMS = [("vgg16", 4096), ("resnet18", 512), ("resnet50", 2048), ("densenet121", 1024)]
+# (architecture, feature size before the replaced layer, outputs asked for)
+SHAPES = [("vgg16", 4096, 1), ("resnet18", 512, 6), ("resnet50", 2048, 1), ("densenet121", 1024, 6)]
 
 
-@pytest.mark.parametrize(("name", "feature_dim"), FEATURE_DIMS)
-@pytest.mark.parametrize("num_outputs", [1, 6])
+@pytest.mark.parametrize(("name", "feature_dim", "num_outputs"), SHAPES)
 def test_output_and_feature_shapes(name, feature_dim, num_outputs):
     torch.manual_seed(0)
     model = zoo.create_model(name, num_outputs=num_outputs, dropout=0.2).eval()

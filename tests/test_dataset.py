@@ -94,6 +94,9 @@ def test_normalisation_constants_and_inverse() -> None:
     image = pixels_to_tensor(pixels)
     assert image.shape == (1, 1, 3) and image.flatten().tolist() == pytest.approx([0, 0.2, 1])
     assert torch.allclose(denormalize((image - 0.5) / 0.5), image)
+    assert torch.equal(pixels_to_tensor(pixels, channels=3), image.repeat(3, 1, 1))
+    with pytest.raises(ValueError, match="pixels must be uint8"):
+        pixels_to_tensor(pixels.astype(np.float32))
 
 
 @pytest.mark.parametrize(

@@ -154,6 +154,23 @@ CASES = [
     ("Small pericardial effusion.", {NOF: P}),
     ("A calcified nodule is seen.", {}),  # "calcified" rules out No Finding, not a lesion
     ("Massive right pleural effusion.", {EFF: P}),
+    # --- more real phrasing ------------------------------------------------------------------
+    (
+        "Bibasilar opacities likely reflect atelectasis, though infection cannot be excluded.",
+        {OPAC: P, ATEL: P, PNEU: U},
+    ),
+    (
+        "There is increased interstitial opacity bilaterally compatible with pulmonary edema.",
+        {OPAC: P, EDEMA: P},
+    ),
+    ("No large pleural effusion, though small effusions cannot be excluded.", {EFF: U}),
+    ("Possible trace left pleural effusion versus pleural thickening.", {EFF: U, PLOTH: U}),
+    ("Mild atelectasis at the lung bases without focal consolidation.", {ATEL: P, CONSOL: N}),
+    ("Heart size is difficult to assess given low lung volumes.", {CARDIO: U}),
+    ("The heart may be mildly enlarged, accentuated by technique.", {CARDIO: U}),
+    ("There is no suspicious pulmonary nodule or pneumonia.", {LESION: N, PNEU: N, NOF: P}),
+    ("Right IJ catheter tip is in the mid SVC. No pneumothorax.", {SD: P, PTX: N, NOF: P}),
+    ("Prominence of the pulmonary vasculature suggests mild fluid overload.", {}),
     # --- No Finding ----------------------------------------------------------------------------
     ("No acute cardiopulmonary process.", {NOF: P}),
     ("Hyperinflated lungs consistent with COPD.", {}),

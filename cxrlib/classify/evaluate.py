@@ -23,6 +23,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from cxrlib.mimic.layout import SPLIT_COLUMN, SUBJECT_ID
+
 #: The paper's fixed decision threshold, reported beside the validation-chosen one.
 DEFAULT_THRESHOLD = 0.5
 #: Columns of ``metrics.csv`` (03_cnn_train_test), in order.
@@ -199,7 +201,7 @@ def evaluate_disease(
     chosen = binary_metrics(test["label"], test["prob"], threshold)
     fixed = binary_metrics(test["label"], test["prob"], DEFAULT_THRESHOLD)
     low, high = bootstrap_auc_ci(
-        test["label"], test["prob"], test["subject_id"], n_boot=n_boot, level=level, seed=seed
+        test["label"], test["prob"], test[SUBJECT_ID], n_boot=n_boot, level=level, seed=seed
     )
     notes = [n for n in (note, chosen["note"]) if n]
     return {
@@ -218,7 +220,7 @@ def evaluate_disease(
         "brier": chosen["brier"],
         "n_test": len(test),
         "cases_test": int(test["label"].sum()),
-        "n_subjects_test": int(test["subject_id"].nunique()),
+        "n_subjects_test": int(test[SUBJECT_ID].nunique()),
         "note": "; ".join(notes),
     }
 
@@ -231,8 +233,8 @@ def evaluate_predictions(
     for disease, frame in predictions.groupby("disease", sort=False):
         rows.append(
             evaluate_disease(
-                frame[frame["split"] == "validate"],
-                frame[frame["split"] == "test"],
+                frame[frame[SPLIT_COLUMN] == "validate"],
+                frame[frame[SPLIT_COLUMN] == "test"],
                 disease=str(disease),
                 n_boot=n_boot,
                 level=level,
@@ -247,7 +249,9 @@ def confusion_matrices(
 ) -> dict[str, np.ndarray]:
     """Per disease, the 2x2 matrix [[tn, fp], [fn, tp]] at that disease's threshold."""
     out = {}
-    for disease, frame in predictions[predictions["split"] == split].groupby("disease", sort=False):
+    for disease, frame in predictions[predictions[SPLIT_COLUMN] == split].groupby(
+        "disease", sort=False
+    ):
         pred = (frame["prob"].to_numpy() >= thresholds[disease]).astype(float)
         out[str(disease)] = confusion_matrix(frame["label"], pred, labels=[0.0, 1.0])
     return out
@@ -258,7 +262,9 @@ def calibration_table(
 ) -> pd.DataFrame:
     """Reliability data per disease: mean predicted probability vs observed frequency per bin."""
     rows = []
-    for disease, frame in predictions[predictions["split"] == split].groupby("disease", sort=False):
+    for disease, frame in predictions[predictions[SPLIT_COLUMN] == split].groupby(
+        "disease", sort=False
+    ):
         if single_class_reason(frame["label"]):
             continue
         observed, predicted = calibration_curve(

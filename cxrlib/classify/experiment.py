@@ -29,23 +29,24 @@ from cxrlib.classify.train import (
     predict_logits,
 )
 from cxrlib.classify.zoo import Classifier
+from cxrlib.cohort import COHORT_COLUMNS
 from cxrlib.images import CachedImageDataset, ImageCache, make_loader, train_transform
-from cxrlib.mimic.layout import SPLITS
+from cxrlib.mimic.layout import DICOM_ID, PATH, SPLIT_COLUMN, SPLITS, STUDY_ID, SUBJECT_ID
 from cxrlib.seeding import seed_everything
 
 #: Allowed values of the ``task`` parameter.
 TASKS: tuple[str, ...] = ("binary", "multilabel")
-#: Cohort columns this module reads.
-COHORT_COLUMNS: tuple[str, ...] = (
+_ID_COLUMNS = [SUBJECT_ID, STUDY_ID, DICOM_ID, PATH, SPLIT_COLUMN]
+#: Columns of ``predictions.csv`` (03_cnn_train_test).
+PREDICTION_COLUMNS: tuple[str, ...] = (
     "disease",
-    "subject_id",
-    "study_id",
-    "dicom_id",
-    "path",
+    SUBJECT_ID,
+    STUDY_ID,
+    DICOM_ID,
+    SPLIT_COLUMN,
     "label",
-    "split",
+    "prob",
 )
-_ID_COLUMNS = ["subject_id", "study_id", "dicom_id", "path", "split"]
 #: Batch size used for inference (no gradients: larger batches are cheaper per image).
 PREDICT_BATCH_SIZE = 128
 
@@ -95,7 +96,7 @@ def disease_frame(cohort: pd.DataFrame, disease: str, split: str | None = None) 
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     rows = cohort[cohort["disease"] == disease]
     if split is not None:
-        rows = rows[rows["split"] == split]
+        rows = rows[rows[SPLIT_COLUMN] == split]
     if rows.empty:
         where = f" in split {split!r}" if split else ""
         raise ValueError(
@@ -112,12 +113,13 @@ def multilabel_frame(cohort: pd.DataFrame, diseases: Sequence[str], split: str) 
     The label is NaN where the image is not in that finding's cohort.
     """
     rows = pd.concat([disease_frame(cohort, d, split) for d in diseases], ignore_index=True)
-    wide = rows.pivot_table(index="dicom_id", columns="disease", values="label", aggfunc="first")
-    ids = rows.drop_duplicates("dicom_id").set_index("dicom_id")[_ID_COLUMNS[:2] + _ID_COLUMNS[3:]]
+    wide = rows.pivot_table(index=DICOM_ID, columns="disease", values="label", aggfunc="first")
+    others = [c for c in _ID_COLUMNS if c != DICOM_ID]
+    ids = rows.drop_duplicates(DICOM_ID).set_index(DICOM_ID)[others]
     wide = ids.join(wide.reindex(columns=list(diseases)))
     return (
         wide.reset_index()[_ID_COLUMNS + list(diseases)]
-        .sort_values("dicom_id")
+        .sort_values(DICOM_ID)
         .reset_index(drop=True)
     )
 
@@ -142,10 +144,20 @@ def train_model(
     device: torch.device | str | None = None,
     log_path: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    max_train_images: int | None = None,
 ) -> TrainedModel:
     """Seed, build the network of ``config``, train it on the train split with early stopping
-    on the validate split, and return it with the weights of its best epoch."""
+    on the validate split, and return it with the weights of its best epoch.
+
+    ``max_train_images`` trains on a seeded sample of that many training images (quick
+    comparisons); None = all.
+    """
     frames, label_column = training_frames(cohort, config)
+    if max_train_images is not None and max_train_images < len(frames["train"]):
+        if max_train_images < 1:
+            raise ValueError(f"max_train_images must be >= 1 or None, got {max_train_images!r}")
+        sample = frames["train"].sample(n=max_train_images, random_state=config.seed)
+        frames["train"] = sample.sort_index().reset_index(drop=True)
     if cache.image_size != config.image_size:
         config = replace(config, image_size=cache.image_size)
     seed_everything(config.seed)
@@ -208,14 +220,10 @@ def prediction_rows(
     model's findings on their cohort images of ``splits``."""
     parts = []
     for k, disease in enumerate(trained.diseases):
-        rows = cohort[(cohort["disease"] == disease) & cohort["split"].isin(splits)]
+        rows = cohort[(cohort["disease"] == disease) & cohort[SPLIT_COLUMN].isin(splits)]
         rows = rows.reset_index(drop=True)
         probs = predict_frame(trained.model, cache, rows, channels=trained.config.in_chans)
-        parts.append(
-            rows[["disease", "subject_id", "study_id", "dicom_id", "split", "label"]].assign(
-                prob=probs[:, k]
-            )
-        )
+        parts.append(rows.assign(prob=probs[:, k])[list(PREDICTION_COLUMNS)])
     return pd.concat(parts, ignore_index=True)
 
 

@@ -14,6 +14,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from cxrlib.classify.zoo import Classifier
+from cxrlib.mimic.layout import DICOM_ID
 
 #: Kinds of examples shown: true positives and false positives at the chosen threshold.
 EXAMPLE_KINDS: tuple[str, ...] = ("TP", "FP")
@@ -63,4 +64,4 @@ def pick_examples(
     positive = predictions["prob"] >= threshold
     wanted = 1.0 if kind == "TP" else 0.0
     chosen = predictions[positive & (predictions["label"] == wanted)]
-    return chosen.sort_values(["prob", "dicom_id"], ascending=[False, True]).head(n)
+    return chosen.sort_values(["prob", DICOM_ID], ascending=[False, True]).head(n)

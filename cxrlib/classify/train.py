@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from cxrlib.atomic import atomic_path, write_csv, write_json
 from cxrlib.classify.zoo import Classifier, create_model

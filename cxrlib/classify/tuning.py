@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 
 import pandas as pd
 from sklearn.model_selection import ParameterGrid
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from cxrlib.classify.experiment import (
     check_task,
@@ -77,11 +77,19 @@ def _run(
     device,
     progress: bool,
     extra: dict[str, object],
+    max_train_images: int | None = None,
 ) -> list[dict[str, object]]:
     rows = []
     for config in configs:
         tick = time.perf_counter()
-        trained = train_model(cache, cohort, config, device=device, progress=progress)
+        trained = train_model(
+            cache,
+            cohort,
+            config,
+            device=device,
+            progress=progress,
+            max_train_images=max_train_images,
+        )
         seconds = time.perf_counter() - tick
         for disease, auc in _validation_aucs(trained, cache, cohort).items():
             rows.append(
@@ -110,9 +118,14 @@ def compare_architectures(
     task: str = "binary",
     device=None,
     progress: bool = True,
+    max_train_images: int | None = None,
 ) -> pd.DataFrame:
     """``architecture_comparison.csv``: validation AUC of each architecture per finding, with
-    the base settings (``disease,architecture,val_auc,best_epoch,epochs_run,seconds,...``)."""
+    the base settings (``disease,architecture,val_auc,best_epoch,epochs_run,seconds,...``).
+
+    ``max_train_images`` trains each run on a seeded sample of the training images (a quick,
+    rougher comparison); None = all.
+    """
     check_task(task)
     for name in architectures:
         check_architecture(name)
@@ -122,7 +135,15 @@ def compare_architectures(
         bar.set_postfix(architecture=name)
         params = {d: {"architecture": name} for d in diseases}
         configs = configs_for(task, diseases, params, base)
-        rows += _run(cache, cohort, configs, device=device, progress=False, extra={})
+        rows += _run(
+            cache,
+            cohort,
+            configs,
+            device=device,
+            progress=False,
+            extra={},
+            max_train_images=max_train_images,
+        )
     return pd.DataFrame(rows)
 
 

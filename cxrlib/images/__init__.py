@@ -1,7 +1,8 @@
 """Images: the preprocessing cache, the CNN dataset and its augmentation (no disease knowledge)."""
 
-from cxrlib.images.cache import ImageCache, build_cache, resize_to_square
+from cxrlib.images.cache import ImageCache, build_cache
 from cxrlib.images.dataset import CachedImageDataset, first_batch_problems, make_loader
+from cxrlib.images.decode import resize_to_square
 from cxrlib.images.transforms import (
     NORMALIZE_MEAN,
     NORMALIZE_STD,

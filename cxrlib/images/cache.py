@@ -50,14 +50,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from cxrlib.atomic import write_bytes, write_csv, write_json
+from cxrlib.images.decode import (
+    RESIZE_METHOD,
+    Reader,
+    decode_chunk,
+    default_reader,
+    reader_name,
+)
 
 #: Bumped whenever the files' layout or the pixel recipe changes; older caches are rebuilt.
 FORMAT_VERSION = 1
-RESIZE_METHOD = "stretch whole image to square; Pillow antialiased bilinear on float; round(255*x)"
 PIXELS_FILE, INDEX_FILE, META_FILE = "pixels.u8", "index.csv", "meta.json"
 INDEX_COLUMNS = ("row", "dicom_id", "path", "source_rows", "source_cols")
 #: Resume state, present only while a build is unfinished.
@@ -79,103 +84,6 @@ _MAX_CHUNK = 32
 _WRITE_IN_WORKER = True
 #: Seconds between checkpoints of the done-mask (each one msyncs the pixels first).
 _CHECKPOINT_SECONDS = 5.0
-
-Reader = Callable[[Path], np.ndarray]
-
-
-# --- resizing ---------------------------------------------------------------------------------
-def resize_to_square(image: np.ndarray, image_size: int) -> np.ndarray:
-    """Resize a float image in [0, 1] (H, W) to uint8 (image_size, image_size), as the cache does.
-
-    This is the cache's one pixel recipe; use it wherever an image must look like a cached one.
-    """
-    return _quantize(_resize_float(image, image_size))
-
-
-def _resize_float(image: np.ndarray, image_size: int) -> np.ndarray:
-    pil = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32))
-    return np.asarray(pil.resize((image_size, image_size), Image.Resampling.BILINEAR))
-
-
-def _quantize(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-
-
-def _reader_name(reader: Reader) -> str:
-    owner = reader if hasattr(reader, "__qualname__") else type(reader)
-    return f"{owner.__module__}.{owner.__qualname__}"
-
-
-def _default_reader() -> Reader:
-    try:
-        from cxrlib.mimic.dicom import read_image
-    except ImportError as exc:  # pragma: no cover - the reader ships with cxrlib
-        raise ValueError(
-            "no image reader: cxrlib.mimic.dicom.read_image could not be imported "
-            f"({exc}); pass reader=<callable(path) -> float32 HxW in [0, 1]>"
-        ) from exc
-    return read_image
-
-
-def _load(reader: Reader, path: Path, dicom_id: str) -> np.ndarray:
-    """Decode one image through ``reader``; every failure names the file."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"image of dicom_id {dicom_id} not found: {path}; check data_root and the 'path' "
-            "column (paths are relative to the data root), or drop the row from the items"
-        )
-    try:
-        image = reader(path)
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, ValueError) and str(path) in str(exc):
-            raise  # already one clear message naming the file
-        raise ValueError(f"cannot read image {path} (dicom_id {dicom_id}): {exc}") from exc
-    image = np.asarray(image)
-    if image.ndim != 2 or image.size == 0 or not np.issubdtype(image.dtype, np.floating):
-        raise ValueError(
-            f"reader {_reader_name(reader)} returned an array of shape {image.shape} and dtype "
-            f"{image.dtype} for {path}; expected a 2-D float array (H, W) in [0, 1]"
-        )
-    return image
-
-
-def _check_range(small: np.ndarray, reader: Reader, path: Path) -> None:
-    """Range check on the resized image: 1/1000 of the work of checking the source, and a
-    reader scaling to [0, 255] or returning NaN shows there just the same."""
-    low, high = float(small.min()), float(small.max())
-    if not (math.isfinite(low) and math.isfinite(high)) or low < -1e-3 or high > 1 + 1e-3:
-        raise ValueError(
-            f"reader {_reader_name(reader)} returned values in [{low:.4g}, {high:.4g}] for "
-            f"{path}; expected [0, 1] (a float image scaled for display)"
-        )
-
-
-def _decode_chunk(task: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Decode and resize one chunk (runs in a worker process or in-process).
-
-    With ``write=True`` the pixels go straight into the shared memmap (flushed before
-    returning, so the parent may mark the rows done); otherwise they are returned.
-    """
-    rows = np.asarray(task["rows"], dtype=np.int64)
-    size = task["image_size"]
-    out = np.empty((len(rows), size, size), dtype=np.uint8)
-    shapes = np.empty((len(rows), 2), dtype=np.int32)
-    for k, (path, dicom_id) in enumerate(zip(task["paths"], task["dicom_ids"], strict=True)):
-        file = Path(task["data_root"], path)
-        image = _load(task["reader"], file, dicom_id)
-        shapes[k] = image.shape
-        small = _resize_float(image, size)
-        _check_range(small, task["reader"], file)
-        out[k] = _quantize(small)
-    if not task["write"]:
-        return rows, shapes, out
-    # Open the memmap per chunk: a worker holds no mapping between tasks, and nothing has to
-    # be pickled but the path. No msync: the pages are in the shared page cache, visible to
-    # the parent and to a later run even if this process is killed.
-    pixels = np.memmap(task["pixels_path"], dtype=np.uint8, mode="r+", shape=task["shape"])
-    pixels[rows] = out
-    del pixels
-    return rows, shapes, None
 
 
 # --- item list ----------------------------------------------------------------------------------
@@ -258,13 +166,13 @@ def build_cache(
     _check_args(root, out, image_size, workers)
     image_size = int(image_size)
     frame = _normalise_items(items)
-    reader = reader if reader is not None else _default_reader()
+    reader = reader if reader is not None else default_reader()
     if workers > 1:
         try:
             pickle.dumps(reader)
         except Exception as exc:
             raise ValueError(
-                f"reader {_reader_name(reader)} cannot be sent to worker processes ({exc}); "
+                f"reader {reader_name(reader)} cannot be sent to worker processes ({exc}); "
                 "use a module-level function, or workers=1"
             ) from exc
     spec = {
@@ -272,7 +180,7 @@ def build_cache(
         "image_size": image_size,
         "count": len(frame),
         "resize": RESIZE_METHOD,
-        "reader": _reader_name(reader),
+        "reader": reader_name(reader),
         "items_sha256": _items_sha256(frame),
         "data_root": str(root),
     }
@@ -404,7 +312,7 @@ def _fill(
     try:
         if workers == 1 or len(tasks) <= 1:
             for task in tasks:
-                record(_decode_chunk(task))
+                record(decode_chunk(task))
         else:
             _run_pool(tasks, workers, record)
     finally:
@@ -415,7 +323,7 @@ def _fill(
 def _run_pool(tasks: list[dict[str, Any]], workers: int, record: Callable[[Any], None]) -> None:
     """Chunks in worker processes; the first failure cancels the chunks not yet started."""
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-        pending = {pool.submit(_decode_chunk, task) for task in tasks}
+        pending = {pool.submit(decode_chunk, task) for task in tasks}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_EXCEPTION)

@@ -80,12 +80,13 @@ def sentence_mentions(sentence: str) -> list[Mention]:
     if not mentions:
         return []
     triggers = _find_triggers(sentence, to_span)
+    scopes = [_scope(t, triggers, words) for t in triggers]
     return [
         Mention(
             rule.observation,
             sentence[a:b],
             sentence,
-            _label(rule, span, triggers, words),
+            _label(rule, span, triggers, scopes),
             rule.generic,
         )
         for rule, span, (a, b) in mentions
@@ -147,9 +148,30 @@ def _clause_has(pattern: re.Pattern[str], text: str) -> bool:
     return bool(pattern.search(" ".join(words)))
 
 
-def _label(rule: _rules.MentionRule, span: _Span, triggers, words: list[str]) -> float:
+def _scope(trigger: _FoundTrigger, triggers, words: list[str]) -> tuple[int, int]:
+    """``(last token before the backward scope, first token after the forward scope)``.
+
+    A direction the trigger does not act in gets an empty scope.
+    """
+    direction = trigger.rule.direction
+    backward = (
+        _backward_end(trigger, triggers, words)
+        if direction in ("backward", "both")
+        else trigger.span.first - 1
+    )
+    forward = (
+        _forward_end(trigger, triggers, words)
+        if direction in ("forward", "both")
+        else trigger.span.stop
+    )
+    return backward, forward
+
+
+def _label(rule: _rules.MentionRule, span: _Span, triggers, scopes) -> float:
     """CheXpert precedence: pre-negation uncertainty > negation > uncertainty > positive."""
-    kinds = {t.rule.kind for t in triggers if _covers(t, span, triggers, words)}
+    kinds = {
+        t.rule.kind for t, scope in zip(triggers, scopes, strict=True) if _covers(t, scope, span)
+    }
     if "pre_uncertain" in kinds:
         return UNCERTAIN
     if "negated" in kinds:
@@ -159,16 +181,14 @@ def _label(rule: _rules.MentionRule, span: _Span, triggers, words: list[str]) ->
     return POSITIVE
 
 
-def _covers(trigger: _FoundTrigger, span: _Span, triggers, words: list[str]) -> bool:
+def _covers(trigger: _FoundTrigger, scope: tuple[int, int], span: _Span) -> bool:
     t = trigger.span
     if t.first < span.stop and span.first < t.stop:  # overlapping: not its own context
         return False
-    direction = trigger.rule.direction
-    if direction in ("forward", "both") and span.first >= t.stop:
-        return span.first < _forward_end(trigger, triggers, words)
-    if direction in ("backward", "both") and span.stop <= t.first:
-        return span.stop - 1 > _backward_end(trigger, triggers, words)
-    return False
+    backward_end, forward_end = scope
+    if span.first >= t.stop:
+        return span.first < forward_end
+    return span.stop <= t.first and span.stop - 1 > backward_end
 
 
 def _boundaries(triggers, own: _FoundTrigger) -> tuple[set[int], set[int]]:

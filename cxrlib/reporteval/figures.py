@@ -78,32 +78,37 @@ def report_gallery(
     generated: Mapping[str, Sequence[str]],
     captions: Sequence[str],
     *,
-    width: int = 70,
+    width: int = 44,
+    max_lines: int = 18,
 ) -> Figure:
     """One row per example: the image, then reference and generated reports side by side.
 
     ``images``: grey (S, S) uint8 or float in [0, 1]; ``generated``: generator -> texts;
-    ``captions``: a line under each image (e.g. id and CNN probabilities).
+    ``captions``: lines under each image (e.g. its id and the CNN's probabilities).
     """
     columns = ["reference", *generated]
     n = len(images)
     fig, axes = plt.subplots(
         max(n, 1),
         1 + len(columns),
-        figsize=(2.4 + 3.4 * len(columns), 2.6 * max(n, 1)),
+        figsize=(2.6 + 3.3 * len(columns), 3.2 * max(n, 1)),
         squeeze=False,
-        gridspec_kw={"width_ratios": [0.7] + [1.0] * len(columns)},
+        gridspec_kw={"width_ratios": [0.8] + [1.0] * len(columns)},
     )
     for i in range(n):
         image = np.asarray(images[i])
         axes[i, 0].imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
-        axes[i, 0].set_title(captions[i], fontsize=6)
+        axes[i, 0].set_xlabel(captions[i], fontsize=6, loc="left")
         texts = [references[i], *(generated[g][i] for g in generated)]
         for j, (name, text) in enumerate(zip(columns, texts, strict=True), start=1):
-            body = "\n".join(textwrap.wrap(labeling_text(text) or "(empty)", width=width // 2))
-            axes[i, j].text(0.0, 1.0, body, va="top", ha="left", fontsize=6, family="monospace")
+            lines = textwrap.wrap(labeling_text(text) or "(empty)", width=width)
+            if len(lines) > max_lines:
+                lines = [*lines[: max_lines - 1], "[...]"]
+            axes[i, j].text(
+                0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=7, family="monospace"
+            )
             if i == 0:
-                axes[i, j].set_title(name, fontsize=8)
+                axes[i, j].set_title(name, fontsize=9)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

@@ -16,7 +16,7 @@ import math
 import re
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cxrlib.reporteval.labeler import labeling_text
 
@@ -69,51 +69,76 @@ def nlg_scores(
     section choice), so "FINDINGS:" headers never count as matching words. Returns the keys of
     :data:`NLG_METRICS`; ``meteor`` is NaN when switched off or when Java is missing.
     """
+    scores = nlg_scores_by_group({"": (references, hypotheses)}, meteor=meteor, sections=sections)
+    return scores[""]
+
+
+def nlg_scores_by_group(
+    groups: Mapping[str, tuple[Sequence[str], Sequence[str]]],
+    *,
+    meteor: bool = True,
+    sections: bool = True,
+) -> dict[str, dict[str, float]]:
+    """:func:`nlg_scores` for several generators: ``name -> (references, hypotheses)``.
+
+    One METEOR process serves every group (its JVM takes ~10 s to start).
+    """
+    prepared = {name: _prepare(refs, hyps, sections) for name, (refs, hyps) in groups.items()}
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    results: dict[str, dict[str, float]] = {}
+    for name, (gts, res) in prepared.items():
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        rouge, _ = Rouge().compute_score(gts, res)
+        cider, _ = Cider().compute_score(gts, res)
+        scores = {f"bleu{n + 1}": float(bleu[n]) for n in range(4)}
+        scores.update(meteor=math.nan, rouge_l=float(rouge), cider=float(cider))
+        results[name] = {metric: scores[metric] for metric in NLG_METRICS}
+    if meteor and prepared:
+        for name, value in _meteor(prepared).items():
+            results[name]["meteor"] = value
+    return results
+
+
+def _prepare(
+    references: Sequence[str], hypotheses: Sequence[str], sections: bool
+) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """pycocoevalcap's input: ``{i: [cleaned text]}`` for references and hypotheses."""
     if len(references) != len(hypotheses):
         raise ValueError(
             f"references and hypotheses must pair up, got {len(references)} references and "
             f"{len(hypotheses)} hypotheses"
         )
-    if not references:
+    if not len(references):
         raise ValueError("no reports to score: references and hypotheses are empty")
     gts, res = {}, {}
     for i, (ref, hyp) in enumerate(zip(references, hypotheses, strict=True)):
         if sections:
             ref, hyp = labeling_text(ref), labeling_text(hyp)
-        # An empty report still has to be scored (as a miss), and the scorers need one word.
-        gts[i] = [clean_report(ref) or "."]
-        res[i] = [clean_report(hyp) or "."]
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.rouge.rouge import Rouge
-
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    rouge, _ = Rouge().compute_score(gts, res)
-    cider, _ = Cider().compute_score(gts, res)
-    scores = {f"bleu{n + 1}": float(bleu[n]) for n in range(4)}
-    scores["meteor"] = _meteor(gts, res) if meteor else math.nan
-    scores["rouge_l"] = float(rouge)
-    scores["cider"] = float(cider)
-    return {name: scores[name] for name in NLG_METRICS}
+        gts[i], res[i] = [clean_report(ref)], [clean_report(hyp)]
+    return gts, res
 
 
-def _meteor(gts: dict[int, list[str]], res: dict[int, list[str]]) -> float:
+def _meteor(prepared: Mapping[str, tuple[dict, dict]]) -> dict[str, float]:
     if not java_available():
         warnings.warn(
             "METEOR skipped: no 'java' on the PATH (install a Java runtime, e.g. "
             "'apt-get install default-jre-headless', to score it); reported as NaN",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-        return math.nan
+        return {name: math.nan for name in prepared}
     from pycocoevalcap.meteor.meteor import Meteor
 
     scorer = Meteor()
     try:
-        score, _ = scorer.compute_score(gts, res)
+        return {
+            name: float(scorer.compute_score(gts, res)[0]) for name, (gts, res) in prepared.items()
+        }
     finally:
         _close_meteor(scorer)
-    return float(score)
 
 
 def _close_meteor(scorer) -> None:

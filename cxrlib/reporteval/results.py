@@ -107,14 +107,15 @@ def evaluate_reports(
     ref_table.index = unique_refs
     reference_labels = ref_table.loc[reports["reference"]].reset_index(drop=True)
     generated_labels = label_reports(reports["generated"], progress=progress)
-    nlg_rows, ce, per_label = [], [], []
-    for generator, rows in reports.groupby("generator", sort=False):
-        index = rows.index
-        scores = nlg.nlg_scores(
-            rows["reference"].tolist(), rows["generated"].tolist(), meteor=meteor
-        )
-        nlg_rows.append({"generator": generator, **scores})
-        ref, gen = reference_labels.loc[index], generated_labels.loc[index]
+    groups = reports.groupby("generator", sort=False)
+    nlg_scores = nlg.nlg_scores_by_group(
+        {g: (rows["reference"].tolist(), rows["generated"].tolist()) for g, rows in groups},
+        meteor=meteor,
+    )
+    nlg_rows = [{"generator": g, **scores} for g, scores in nlg_scores.items()]
+    ce, per_label = [], []
+    for generator, rows in groups:
+        ref, gen = reference_labels.loc[rows.index], generated_labels.loc[rows.index]
         ce.append(clinical.ce_metrics(ref, gen, generator=generator, uncertain_as=uncertain_as))
         per_label.append(
             clinical.per_finding(ref, gen, generator=generator, uncertain_as=uncertain_as)

@@ -14,13 +14,14 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from ..mimic.layout import DICOM_ID
+from ..reportset import REPORT_SAMPLE_COLUMNS
 from .collator import to_rgb
 from .prompts import INSTRUCTION, build_conversation, report_text
 
-#: Columns of stage 01's ``report_samples.csv`` this module reads.
-DICOM_ID, STUDY_ID, SPLIT = "dicom_id", "study_id", "split"
-FINDINGS, IMPRESSION = "findings", "impression"
-REQUIRED_COLUMNS: tuple[str, ...] = (STUDY_ID, DICOM_ID, SPLIT, FINDINGS, IMPRESSION)
+#: Columns of stage 01's ``report_samples.csv``; the report is built from the last two.
+REQUIRED_COLUMNS: tuple[str, ...] = REPORT_SAMPLE_COLUMNS
+FINDINGS, IMPRESSION = REPORT_SAMPLE_COLUMNS[-2:]
 
 #: Augmentation (the paper used some; which is not said): small rotations, shifts and zooms.
 #: No horizontal flip: reports name the side ("left pleural effusion").

@@ -14,12 +14,14 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, STUDY_ID
 from .backends import LoadedModel, load_model
 from .collator import ReportCollator, to_rgb
 from .prompts import conversation_images, prompt_messages
 from .tiny_model import EOT
 
-GENERATED_COLUMNS: tuple[str, ...] = ("study_id", "dicom_id", "split", "reference", "generated")
+#: Schema of ``generated_reports.csv`` (read by the results stage).
+GENERATED_COLUMNS: tuple[str, ...] = (STUDY_ID, DICOM_ID, SPLIT_COLUMN, "reference", "generated")
 
 
 def generate_reports(
@@ -36,7 +38,7 @@ def generate_reports(
     A final assistant turn in an item, if any, is ignored: the model sees the prompt only.
     Prompts are left-padded so every sequence ends where generation starts.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError(

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..mimic.layout import DICOM_ID
 from .prompts import INSTRUCTION, guided_instruction
 
 PROBS_FILE = "report_image_probs.csv"
 METRICS_FILE = "metrics.csv"
-_ID, _DISEASE, _THRESHOLD = "dicom_id", "disease", "threshold"
+_ID, _DISEASE, _THRESHOLD = DICOM_ID, "disease", "threshold"
 
 
 def predicted_findings(probs: pd.DataFrame, thresholds: dict[str, float]) -> dict[str, list[str]]:

@@ -233,7 +233,7 @@ class _LossBar(TrainerCallback):
         self.postfix: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         self.bar = tqdm(total=state.max_steps, desc="training", unit="step")
 

@@ -20,6 +20,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--min-size", type=int, default=512, help="smallest image side in px")
     parser.add_argument("--max-size", type=int, default=1024, help="largest image side in px")
+    parser.add_argument(
+        "--prevalence",
+        choices=("mimic", "enriched"),
+        default="mimic",
+        help="label rates: the release's (default) or enriched paper findings (demo scale)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -34,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.seed,
         min_size=args.min_size,
         max_size=args.max_size,
+        prevalence=args.prevalence,
         progress=not args.quiet,
         workers=args.workers,
     )

@@ -22,8 +22,18 @@ STREAM_IDS, STREAM_SUBJECT, STREAM_SPLIT, STREAM_RENDER, STREAM_ANATOMY, STREAM_
 _STUDIES_PER_SUBJECT = np.array([0.42, 0.24, 0.15, 0.11, 0.08])
 _SETTING_OTHER = 0.05
 _RARE_VIEWS: tuple[str, ...] = (
-    "LPO", "RAO", "RPO", "LAO", "AP AXIAL", "XTABLE LATERAL", "AP LLD", "PA LLD", "L5 S1",
-    "SWIMMERS", "AP RLD", "PA RLD",
+    "LPO",
+    "RAO",
+    "RPO",
+    "LAO",
+    "AP AXIAL",
+    "XTABLE LATERAL",
+    "AP LLD",
+    "PA LLD",
+    "L5 S1",
+    "SWIMMERS",
+    "AP RLD",
+    "PA RLD",
 )
 MISSING_VIEW_SHARE = 0.03
 MONOCHROME1_SHARE = 0.15
@@ -31,12 +41,22 @@ _YEAR_GROUPS = ("2008 - 2010", "2011 - 2013", "2014 - 2016", "2017 - 2019")
 
 #: (ViewCodeSequence CodeMeaning) per ViewPosition, as in the released metadata.
 VIEW_CODE_MEANING: dict[str, str] = {
-    "PA": "postero-anterior", "AP": "antero-posterior", "LATERAL": "lateral",
-    "LL": "left lateral", "LPO": "left posterior oblique", "RAO": "right anterior oblique",
-    "RPO": "right posterior oblique", "LAO": "left anterior oblique",
-    "AP AXIAL": "antero-posterior", "XTABLE LATERAL": "lateral", "AP LLD": "antero-posterior",
-    "PA LLD": "postero-anterior", "L5 S1": "antero-posterior", "SWIMMERS": "lateral",
-    "AP RLD": "antero-posterior", "PA RLD": "postero-anterior",
+    "PA": "postero-anterior",
+    "AP": "antero-posterior",
+    "LATERAL": "lateral",
+    "LL": "left lateral",
+    "LPO": "left posterior oblique",
+    "RAO": "right anterior oblique",
+    "RPO": "right posterior oblique",
+    "LAO": "left anterior oblique",
+    "AP AXIAL": "antero-posterior",
+    "XTABLE LATERAL": "lateral",
+    "AP LLD": "antero-posterior",
+    "PA LLD": "postero-anterior",
+    "L5 S1": "antero-posterior",
+    "SWIMMERS": "lateral",
+    "AP RLD": "antero-posterior",
+    "PA RLD": "postero-anterior",
 }
 _PROCEDURES = {
     "pa_lateral": ("CHEST (PA AND LAT)", "CHEST (PA AND LAT)", "CHEST (PRE-OP PA AND LAT)"),
@@ -137,10 +157,7 @@ def _views(rng: np.random.Generator, setting: str) -> list[str]:
 def _size(rng: np.random.Generator, view: str, min_size: int, max_size: int) -> tuple[int, int]:
     """(rows, columns): long side skewed to the top of the range, portrait like 3056x2544."""
     long_side = min_size + round((max_size - min_size) * float(rng.beta(3.0, 1.5)))
-    if view == "AP":
-        aspect = float(rng.uniform(0.86, 1.0))
-    else:
-        aspect = float(rng.uniform(0.80, 0.86))
+    aspect = float(rng.uniform(0.86, 1.0) if view == "AP" else rng.uniform(0.80, 0.86))
     short = max(min_size, round(long_side * aspect))
     if view == "AP" and rng.random() < 0.1:
         return short, long_side  # landscape portable film
@@ -155,7 +172,13 @@ def _time(rng: np.random.Generator) -> str:
 
 
 def _plan_subject(
-    index: int, subject_id: int, seed: int, min_size: int, max_size: int, used: set[int]
+    index: int,
+    subject_id: int,
+    seed: int,
+    min_size: int,
+    max_size: int,
+    used: set[int],
+    prevalence: str = "mimic",
 ) -> SubjectPlan:
     rng = np.random.default_rng([seed, STREAM_SUBJECT, index])
     gender = "F" if rng.random() < 0.52 else "M"
@@ -163,8 +186,13 @@ def _plan_subject(
     anchor_age = 91 if anchor_age > 89 else anchor_age
     anchor_year = int(rng.integers(2110, 2186))
     subject = SubjectPlan(
-        index, subject_id, gender, anchor_age, anchor_year,
-        str(rng.choice(_YEAR_GROUPS)), "",
+        index,
+        subject_id,
+        gender,
+        anchor_age,
+        anchor_year,
+        str(rng.choice(_YEAR_GROUPS)),
+        "",
     )
     frailty = float(rng.standard_normal())
     p_portable = 1.0 / (1.0 + math.exp(-(0.4 + 1.0 * frailty)))
@@ -177,7 +205,7 @@ def _plan_subject(
             setting = "other"
         else:
             setting = "portable" if rng.random() < p_portable else "pa_lateral"
-        chexpert = lab.sample_labels(rng, setting, frailty)
+        chexpert = lab.sample_labels(rng, setting, frailty, prevalence)
         study_id = int(rng.integers(STUDY_ID_RANGE[0], STUDY_ID_RANGE[1] + 1))
         while study_id in used:  # the release's study ids are unique
             study_id = int(rng.integers(STUDY_ID_RANGE[0], STUDY_ID_RANGE[1] + 1))
@@ -223,7 +251,7 @@ def _plan_subject(
                 chexpert=chexpert,
                 negbio=lab.negbio_copy(chexpert, rng),
                 has_chexpert=bool(rng.random() >= 0.0106),
-                lesions=lab.sample_lesions(chexpert, rng, setting),
+                lesions=lab.sample_lesions(chexpert, rng),
                 study_uid=_uid(rng),
                 images=tuple(images),
             )
@@ -261,14 +289,17 @@ def _assign_splits(plan: list[SubjectPlan], seed: int) -> None:
         plan[int(i)].split = "validate"
 
 
-def plan_dataset(subjects: int, seed: int, min_size: int, max_size: int) -> list[SubjectPlan]:
+def plan_dataset(
+    subjects: int, seed: int, min_size: int, max_size: int, prevalence: str = "mimic"
+) -> list[SubjectPlan]:
     """All subjects of a release, sorted by subject_id, with their split assigned."""
     rng = np.random.default_rng([seed, STREAM_IDS])
     span = SUBJECT_ID_RANGE[1] - SUBJECT_ID_RANGE[0] + 1
     ids = np.sort(rng.choice(span, size=subjects, replace=False)) + SUBJECT_ID_RANGE[0]
     used: set[int] = set()
     plan = [
-        _plan_subject(i, int(sid), seed, min_size, max_size, used) for i, sid in enumerate(ids)
+        _plan_subject(i, int(sid), seed, min_size, max_size, used, prevalence)
+        for i, sid in enumerate(ids)
     ]
     _assign_splits(plan, seed)
     return plan

@@ -23,9 +23,13 @@ _MAX = (1 << BITS_STORED) - 1
 #: Fixed implementation UID of the writer (``2.25.`` + a constant 128-bit number).
 IMPLEMENTATION_UID = "2.25.223585755403945467785208342411349062214"
 _VIEW_CODES = {  # SNOMED-RT codes of the DX view context group
-    "postero-anterior": "R-10214", "antero-posterior": "R-10206", "lateral": "R-10232",
-    "left lateral": "R-10236", "left posterior oblique": "R-10246",
-    "right anterior oblique": "R-10230", "right posterior oblique": "R-10252",
+    "postero-anterior": "R-10214",
+    "antero-posterior": "R-10206",
+    "lateral": "R-10232",
+    "left lateral": "R-10236",
+    "left posterior oblique": "R-10246",
+    "right anterior oblique": "R-10230",
+    "right posterior oblique": "R-10252",
     "left anterior oblique": "R-10224",
 }
 _ORIENTATION_CODES = {"Erect": "F-10440", "Recumbent": "F-10450"}
@@ -96,12 +100,11 @@ def build_dataset(
     ds.PatientOrientation = ["A", "R"] if plan.view in ("LATERAL", "LL") else ["L", "F"]
     ds.BurnedInAnnotation = "NO"
     meaning = VIEW_CODE_MEANING.get(plan.view_position, "")
-    ds.ViewCodeSequence = Sequence(
-        [_code(_VIEW_CODES[meaning], "SRT", meaning)] if meaning else []
-    )
+    ds.ViewCodeSequence = Sequence([_code(_VIEW_CODES[meaning], "SRT", meaning)] if meaning else [])
     ds.PatientOrientationCodeSequence = Sequence(
         [_code(_ORIENTATION_CODES[study.orientation], "SRT", study.orientation)]
-        if study.orientation else []
+        if study.orientation
+        else []
     )
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = plan.photometric

@@ -32,7 +32,9 @@ def _segment_distance(
     return np.hypot(u - p[0] - t * du, v - p[1] - t * dv)
 
 
-def polyline_distance(u: np.ndarray, v: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray:
+def polyline_distance(
+    u: np.ndarray, v: np.ndarray, points: list[tuple[float, float]]
+) -> np.ndarray:
     """Distance of every pixel to a polyline (devices, bronchograms, clavicles)."""
     dist = _segment_distance(u, v, points[0], points[1])
     for p, q in zip(points[1:-1], points[2:], strict=True):

@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from cxrlib.mimic import layout
-from cxrlib.mimic.synth import cohort, dicom_writer, phantom, reports, tables
+from cxrlib.mimic.synth import cohort, dicom_writer, labels, phantom, reports, tables
 from cxrlib.paths import cache_dir
 
 #: Bump when the output of the same arguments changes, so cached copies are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER = "SYNTHETIC-COMPLETE.json"
 SIZE_LIMITS = (32, 4096)
 
@@ -42,6 +42,7 @@ class SynthSummary:
     max_size: int
     chexpert_rows: int
     split_subjects: dict[str, int]
+    prevalence: str = "mimic"
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (the marker file's ``summary``)."""
@@ -50,17 +51,26 @@ class SynthSummary:
         return out
 
 
-def _arguments(subjects: int, seed: int, min_size: int, max_size: int) -> dict[str, int]:
-    return {
+def _arguments(
+    subjects: int, seed: int, min_size: int, max_size: int, prevalence: str
+) -> dict[str, int | str]:
+    arguments: dict[str, int | str] = {
         "generator_version": GENERATOR_VERSION,
         "subjects": subjects,
         "seed": seed,
         "min_size": min_size,
         "max_size": max_size,
     }
+    if prevalence != "mimic":  # keeps the records of MIMIC-rate releases as they were
+        arguments["prevalence"] = prevalence
+    return arguments
 
 
-def _validate(subjects: int, seed: int, min_size: int, max_size: int) -> None:
+def _validate(subjects: int, seed: int, min_size: int, max_size: int, prevalence: str) -> None:
+    if prevalence not in labels.PREVALENCES:
+        raise ValueError(
+            f"prevalence must be one of {list(labels.PREVALENCES)}, got {prevalence!r}"
+        )
     for name, value in (("subjects", subjects), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -95,8 +105,9 @@ def _write_subject(args: tuple[Path, cohort.SubjectPlan, int]) -> int:
     root, subject, seed = args
     for study in subject.studies:
         key = (seed, subject.index, study.index)
-        text = reports.write_report(study, np.random.default_rng([key[0], cohort.STREAM_REPORT,
-                                                                   *key[1:]]))
+        text = reports.write_report(
+            study, np.random.default_rng([key[0], cohort.STREAM_REPORT, *key[1:]])
+        )
         report = root / layout.report_path(subject.subject_id, study.study_id)
         study_folder = root / layout.study_dir(subject.subject_id, study.study_id)
         study_folder.mkdir(parents=True, exist_ok=True)
@@ -138,6 +149,7 @@ def generate(
     *,
     min_size: int = 512,
     max_size: int = 1024,
+    prevalence: str = "mimic",
     progress: bool = True,
     workers: int | None = None,
 ) -> SynthSummary:
@@ -145,10 +157,12 @@ def generate(
 
     Same arguments, same bytes (whatever ``workers``). ``out_dir`` must be missing, empty or
     a complete earlier generation with the same arguments (then it is returned unchanged).
+    ``prevalence`` is ``"mimic"`` (the release's label rates) or ``"enriched"`` (the six paper
+    findings mentioned in most studies, for usable cohorts at demo scale; see ``labels``).
     """
-    _validate(subjects, seed, min_size, max_size)
+    _validate(subjects, seed, min_size, max_size, prevalence)
     out = Path(out_dir)
-    arguments = _arguments(subjects, seed, min_size, max_size)
+    arguments = _arguments(subjects, seed, min_size, max_size, prevalence)
     if out.exists():
         if not out.is_dir():
             raise FileExistsError(f"{out} exists and is not a folder; choose another --out")
@@ -161,7 +175,7 @@ def generate(
                 f"{out} is not empty: it holds {found}, not a complete generation with "
                 f"{arguments}; choose an empty or new folder, or delete it first"
             )
-    plan = cohort.plan_dataset(subjects, seed, min_size, max_size)
+    plan = cohort.plan_dataset(subjects, seed, min_size, max_size, prevalence)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
@@ -180,6 +194,7 @@ def generate(
             seed=seed,
             min_size=min_size,
             max_size=max_size,
+            prevalence=prevalence,
             chexpert_rows=counts["chexpert"],
             split_subjects=splits,
         )
@@ -204,7 +219,7 @@ def _readable(root: Path) -> None:
             os.chmod(entry, 0o666 & ~umask)
 
 
-def _move_into_place(tmp: Path, out: Path, arguments: dict[str, int]) -> None:
+def _move_into_place(tmp: Path, out: Path, arguments: dict[str, int | str]) -> None:
     """Rename the finished folder onto ``out`` (missing or empty); a concurrent identical
     generation that finished first wins and ours is dropped."""
     try:
@@ -218,9 +233,17 @@ def _move_into_place(tmp: Path, out: Path, arguments: dict[str, int]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def synthetic_root(subjects: int, seed: int, min_size: int = 512, max_size: int = 1024) -> Path:
+def synthetic_root(
+    subjects: int,
+    seed: int,
+    min_size: int = 512,
+    max_size: int = 1024,
+    prevalence: str = "mimic",
+) -> Path:
     """Cache folder of one synthetic release (see ``ensure_synthetic``)."""
     name = f"mimic-cxr-n{subjects}-s{seed}-{min_size}-{max_size}"
+    if prevalence != "mimic":
+        name += f"-{prevalence}"
     return cache_dir() / "synthetic" / name
 
 
@@ -230,14 +253,23 @@ def ensure_synthetic(
     *,
     min_size: int = 512,
     max_size: int = 1024,
+    prevalence: str = "mimic",
     progress: bool = True,
 ) -> Path:
     """Root of a synthetic release in the cache: generated on first use, reused afterwards."""
-    root = synthetic_root(subjects, seed, min_size, max_size)
+    root = synthetic_root(subjects, seed, min_size, max_size, prevalence)
     marker = read_marker(root)
     if marker is not None and marker.get("arguments") != _arguments(
-        subjects, seed, min_size, max_size
+        subjects, seed, min_size, max_size, prevalence
     ):
         shutil.rmtree(root)  # made by an older generator version: our own cache, redo it
-    generate(root, subjects, seed, min_size=min_size, max_size=max_size, progress=progress)
+    generate(
+        root,
+        subjects,
+        seed,
+        min_size=min_size,
+        max_size=max_size,
+        prevalence=prevalence,
+        progress=progress,
+    )
     return root

@@ -34,7 +34,7 @@ def _sides(c: Canvas, lesion: Lesion) -> list[Hemithorax]:
 def _effusion(c: Canvas, lesion: Lesion) -> None:
     layered = c.view.startswith("AP") and c.rng.random() < 0.5  # supine: fluid lies behind
     for hemi in _sides(c, lesion):
-        height = 0.015 + 0.26 * lesion.strength**1.2
+        height = 0.01 + 0.22 * lesion.strength**1.3
         s = np.clip(hemi.s, 0.0, 1.2)
         level = hemi.cp - height * (0.35 + 0.65 * s**1.5)  # meniscus: higher at the wall
         column = p.soft(np.minimum(hemi.s + 0.05, 1.08 - hemi.s), 0.04)
@@ -49,15 +49,15 @@ def _effusion(c: Canvas, lesion: Lesion) -> None:
 
 def _pneumothorax(c: Canvas, lesion: Lesion) -> None:
     for hemi in _sides(c, lesion):
-        thickness = 0.012 + 0.075 * lesion.strength
+        thickness = 0.01 + 0.065 * lesion.strength
         span = max(hemi.cp - hemi.apex, 0.1)
         local = thickness * np.clip(1.0 - (c.v - hemi.apex) / (0.85 * span), 0.1, 1.0)
         rim = hemi.mask * p.soft(local - hemi.edge, 0.004)
         c.markings *= 1.0 - rim
-        c.density -= 0.09 * (0.6 + 0.4 * lesion.strength) * rim
+        c.density -= 0.075 * (0.55 + 0.45 * lesion.strength) * rim
         line = hemi.mask * np.exp(-(((hemi.edge - local) / 0.003) ** 2))
-        c.density += 0.09 * (0.5 + 0.5 * lesion.strength) * line
-        c.density += 0.04 * lesion.strength * hemi.mask * (1.0 - rim)  # collapsed lung
+        c.density += 0.08 * (0.5 + 0.5 * lesion.strength) * line
+        c.density += 0.02 * lesion.strength * hemi.mask * (1.0 - rim)  # collapsed lung
 
 
 def _consolidation(c: Canvas, lesion: Lesion) -> None:
@@ -170,20 +170,62 @@ def _device_paths(c: Canvas, device: str) -> tuple[list[tuple[float, float]], fl
     else:
         o = -1.0 if rng.random() < 0.6 else 1.0
         paths = {
-            "ett": ([(cx + 0.004, -0.05), (cx + 0.002, apex + 0.04), (cx, apex + 0.12)], 0.006,
-                    0.32),
-            "ng": ([(cx + 0.012, -0.05), (cx + 0.01, apex + 0.25), (cx + 0.03, an.dome_left),
-                    (cx + 0.12, an.dome_left + 0.06), (cx + 0.17, an.dome_left + 0.09)], 0.004,
-                   0.32),
-            "ij_line": ([(cx - 0.11, -0.02), (cx - 0.06, apex + 0.05), (cx - 0.03, apex + 0.14),
-                         (cx - 0.025, apex + 0.22)], 0.0035, 0.4),
-            "picc": ([(cx + 0.48, apex + 0.07), (cx + 0.30, apex + 0.02), (cx + 0.12, apex + 0.05),
-                      (cx - 0.02, apex + 0.2)], 0.003, 0.4),
-            "pacemaker": ([(cx + 0.22, apex + 0.03), (cx + 0.08, apex + 0.15),
-                           (cx - 0.03, apex + 0.3), (hx - 0.02, hy + 0.02)], 0.003, 0.5),
-            "chest_tube": ([(cx + o * 0.43, dome - 0.02), (cx + o * 0.34, dome - 0.08),
-                            (cx + o * 0.25, apex + 0.12), (cx + o * 0.18, apex + 0.06)], 0.0065,
-                           0.3),
+            "ett": (
+                [(cx + 0.004, -0.05), (cx + 0.002, apex + 0.04), (cx, apex + 0.12)],
+                0.006,
+                0.32,
+            ),
+            "ng": (
+                [
+                    (cx + 0.012, -0.05),
+                    (cx + 0.01, apex + 0.25),
+                    (cx + 0.03, an.dome_left),
+                    (cx + 0.12, an.dome_left + 0.06),
+                    (cx + 0.17, an.dome_left + 0.09),
+                ],
+                0.004,
+                0.32,
+            ),
+            "ij_line": (
+                [
+                    (cx - 0.11, -0.02),
+                    (cx - 0.06, apex + 0.05),
+                    (cx - 0.03, apex + 0.14),
+                    (cx - 0.025, apex + 0.22),
+                ],
+                0.0035,
+                0.4,
+            ),
+            "picc": (
+                [
+                    (cx + 0.48, apex + 0.07),
+                    (cx + 0.30, apex + 0.02),
+                    (cx + 0.12, apex + 0.05),
+                    (cx - 0.02, apex + 0.2),
+                ],
+                0.003,
+                0.4,
+            ),
+            "pacemaker": (
+                [
+                    (cx + 0.22, apex + 0.03),
+                    (cx + 0.08, apex + 0.15),
+                    (cx - 0.03, apex + 0.3),
+                    (hx - 0.02, hy + 0.02),
+                ],
+                0.003,
+                0.5,
+            ),
+            "chest_tube": (
+                [
+                    (cx + o * 0.43, dome - 0.02),
+                    (cx + o * 0.34, dome - 0.08),
+                    (cx + o * 0.25, apex + 0.12),
+                    (cx + o * 0.18, apex + 0.06),
+                ],
+                0.0065,
+                0.3,
+            ),
         }
     points, width, amount = paths[device]
     jitter = [(a + rng.normal(0, 0.006), b + rng.normal(0, 0.006)) for a, b in points]

@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage
 
 from cxrlib.mimic.synth import lesions
-from cxrlib.mimic.synth.draw import lowfreq, polyline_distance, smoothstep, soft
+from cxrlib.mimic.synth.draw import polyline_distance, smoothstep, soft
 from cxrlib.mimic.synth.labels import Lesion
 
 RENDER_HEIGHT = 256
@@ -46,15 +46,23 @@ class Anatomy:
 def sample_anatomy(
     rng: np.random.Generator, gender: str, found: dict[str, Lesion], setting: str
 ) -> Anatomy:
-    """Normal variation plus the findings that change anatomy (heart, domes, mediastinum)."""
-    apex = float(rng.uniform(0.10, 0.16))
-    dome = float(rng.uniform(0.62, 0.71)) - (0.03 if setting == "portable" else 0.0)
-    dome_right, dome_left = dome - float(rng.uniform(0.0, 0.03)), dome + float(rng.uniform(0, 0.02))
-    ctr = float(np.clip(rng.normal(0.445, 0.028), 0.37, 0.52))
+    """Normal variation plus the findings that change anatomy (heart, domes, mediastinum).
+
+    The same number of draws whatever the findings, so a finding changes only itself.
+    """
+    apex, dome, right_lift, left_drop = rng.uniform(
+        (0.10, 0.62, 0.0, 0.0), (0.16, 0.71, 0.03, 0.02)
+    )
+    dome -= 0.03 if setting == "portable" else 0.0
+    dome_right, dome_left = dome - right_lift, dome + left_drop
+    ctr = float(np.clip(rng.normal(0.445, 0.03), 0.37, 0.53))
+    ctr_jitter = float(rng.normal(0, 0.02))
     mediastinum = float(rng.uniform(0.045, 0.06))
+    leads_draw, leads_count = rng.random(), int(rng.integers(0, 5))
+    leads = leads_count if leads_draw < (0.5 if setting == "portable" else 0.1) else 0
     cardio = found.get("Cardiomegaly")
     if cardio is not None and cardio.visible:
-        ctr = 0.49 + 0.14 * cardio.strength + float(rng.normal(0, 0.012))
+        ctr = 0.48 + 0.13 * cardio.strength + ctr_jitter
     atel = found.get("Atelectasis")
     if atel is not None and atel.visible:  # volume loss lifts the hemidiaphragm
         lift = 0.01 + 0.05 * atel.strength
@@ -65,12 +73,11 @@ def sample_anatomy(
     wide = found.get("Enlarged Cardiomediastinum")
     if wide is not None and wide.visible:
         mediastinum += 0.015 + 0.03 * wide.strength
-    leads = int(rng.integers(0, 5)) if rng.random() < (0.5 if setting == "portable" else 0.1) else 0
     return Anatomy(
         cx=0.5 + float(rng.normal(0, 0.012)),
-        apex=apex,
-        dome_right=dome_right,
-        dome_left=dome_left,
+        apex=float(apex),
+        dome_right=float(dome_right),
+        dome_left=float(dome_left),
         half_thorax=float(rng.uniform(0.33, 0.38)),
         mediastinum=mediastinum,
         ctr=ctr,
@@ -129,7 +136,10 @@ class Canvas:
         return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
     def line(
-        self, points: list[tuple[float, float]], width: float, amount: float,
+        self,
+        points: list[tuple[float, float]],
+        width: float,
+        amount: float,
         layer: np.ndarray | None = None,
     ) -> None:
         """Add ``amount * exp(-(d / width)^2)`` around a polyline to ``layer`` (density)."""
@@ -180,6 +190,13 @@ def _hemithorax(c: Canvas, outward: float, dome: float) -> Hemithorax:
     return Hemithorax(soft(margin, 0.014), s, edge, bottom, cp, an.apex, zones, hilum, outward)
 
 
+def _aeration(hemi: Hemithorax, v: np.ndarray) -> np.ndarray:
+    """Air along the beam: most in the middle of a lung, less where it thins at the edges
+    and where shoulder muscles overlap the apex."""
+    middle = np.sqrt(np.clip(4.0 * hemi.s * (1.0 - hemi.s), 0.0, 1.0))
+    return hemi.mask * (0.6 + 0.4 * middle) * (0.75 + 0.25 * smoothstep((v - hemi.apex) / 0.15))
+
+
 def _markings(c: Canvas) -> np.ndarray:
     """Vessel-like streaks radiating from each hilum, tapering toward the periphery."""
     texture = np.zeros(c.shape, dtype=np.float32)
@@ -203,7 +220,7 @@ def _frontal(c: Canvas) -> np.ndarray:
         "right": _hemithorax(c, -1.0, an.dome_right),  # patient right = image left
         "left": _hemithorax(c, +1.0, an.dome_left),
     }
-    lung = c.sides["right"].mask + c.sides["left"].mask
+    lung = sum(_aeration(h, v) for h in c.sides.values())
     # heart: sits on the diaphragm, bulging to the patient's left; AP magnifies it
     a = an.ctr * an.half_thorax * (1.11 if ap else 1.0)
     b = 0.85 * a
@@ -226,14 +243,17 @@ def _frontal(c: Canvas) -> np.ndarray:
     rib_v = an.apex - 0.015 + an.rib_phase - 0.02 * dn + 0.13 * dn * dn
     phase = (v - rib_v) / 0.058
     k = np.round(phase)
-    ribs = np.exp(-(((phase - k) * (0.058 / 0.009)) ** 2)) * ((k >= 0) & (k <= 9) & (dn < 1.1))
+    ribs = np.exp(-(((phase - k) * (0.058 / 0.011)) ** 2)) * ((k >= 0) & (k <= 9) & (dn < 1.1))
     ant_phase = (v - (an.apex + 0.02 + 0.11 * (1.0 - dn))) / 0.05
     ka = np.round(ant_phase)
     ant = np.exp(-(((ant_phase - ka) * (0.05 / 0.012)) ** 2))
     ant *= (ka >= 0) & (ka <= 6) & (dn > 0.35) & (dn < 1.05)
-    bones = (0.07 * spine + (0.07 * ribs + 0.03 * ant) * body).astype(np.float32)
+    bones = (0.07 * spine + (0.055 * ribs + 0.025 * ant) * body).astype(np.float32)
     for outward in (-1.0, 1.0):
-        clavicle = [(an.cx + outward * 0.03, an.apex + 0.04), (an.cx + outward * 0.30, an.apex - 0.05)]
+        clavicle = [
+            (an.cx + outward * 0.03, an.apex + 0.04),
+            (an.cx + outward * 0.30, an.apex - 0.05),
+        ]
         c.line(clavicle, 0.011, 0.12, layer=bones)
     if an.female:
         for outward in (-1.0, 1.0):
@@ -268,17 +288,39 @@ def _lateral(c: Canvas) -> np.ndarray:
     a = 0.155 * an.ctr / 0.445
     hx, hy = front + 0.28 * depth, dome - 0.1
     c.heart_box = (hx, hy, a, 0.85 * a)
-    heart = soft(1.0 - np.hypot((u - hx) / a, (v - hy) / (0.85 * a)), 0.1)
-    c.air = 0.85 * mask * (1.0 - 0.85 * heart)
+    along, across = (u - hx) * 0.8 + (v - hy) * 0.6, -(u - hx) * 0.6 + (v - hy) * 0.8
+    heart = soft(1.0 - np.hypot(along / (1.15 * a), across / (0.8 * a)), 0.3)
+    c.air = 0.75 * _aeration(field_, v) * (1.0 - 0.8 * heart)
     c.density = np.zeros(c.shape, dtype=np.float32)
     body = soft(0.46 - np.abs(u - an.cx), 0.03) * soft(v + 0.05, 0.05)
     shoulders = 0.3 * smoothstep((an.apex + 0.22 - v) / 0.18)
     spine = soft(0.05 - np.abs(u - back - 0.06), 0.012) * (0.8 + 0.2 * np.cos(v * 2 * np.pi / 0.06))
     sternum = np.exp(-(((u - front + 0.015) / 0.008) ** 2)) * (v > an.apex) * (v < dome - 0.05)
-    base = body * (0.62 + shoulders) + 0.25 * spine + 0.08 * sternum
+    base = body * (0.62 + shoulders) + 0.15 * spine + 0.06 * sternum
     c.markings = _markings(c)
     lesions.apply(c)
-    return base + c.density - 0.55 * c.air + 0.2 * c.markings * c.air
+    return base + c.density - 0.55 * c.air + 0.12 * c.markings * c.air
+
+
+def render_density(
+    view: str,
+    anatomy: Anatomy,
+    found: dict[str, Lesion],
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Density map (before film response, exposure and noise) at ``shape`` (render size).
+
+    The normal anatomy draws from ``rng`` before any finding does, so the same seed with and
+    without a finding differs only by that finding's signature.
+    """
+    h, w = shape
+    angle = float(rng.normal(0, 2.5))
+    if view in _OBLIQUE_VIEWS:
+        angle += float(rng.choice((-12.0, 12.0)))
+    u, v = _grid(h, w, rng, angle, float(rng.uniform(0.92, 1.06)))
+    canvas = Canvas(u, v, rng, view, anatomy, found)
+    return _lateral(canvas) if view in _LATERAL_VIEWS else _frontal(canvas)
 
 
 def render(
@@ -292,13 +334,9 @@ def render(
     """Display image (float32, 0 black - 1 white, shape rows x columns) of one projection."""
     h = min(rows, RENDER_HEIGHT)
     w = max(8, round(h * columns / rows))
-    lateral = view in _LATERAL_VIEWS
-    angle = float(rng.normal(0, 2.5)) + (float(rng.choice((-12.0, 12.0))) if view in
-                                         _OBLIQUE_VIEWS else 0.0)
-    scale = float(rng.uniform(0.92, 1.06))
-    u, v = _grid(h, w, rng, angle, scale)
-    canvas = Canvas(u, v, rng, view, anatomy, found)
-    density = _lateral(canvas) if lateral else _frontal(canvas)
+    geometry_rng, exposure_rng = rng.spawn(2)
+    density = render_density(view, anatomy, found, (h, w), geometry_rng)
+    rng = exposure_rng
     # film response (log-like, so soft tissue and bone compress), then exposure and noise
     img = (1.0 - np.exp(-1.8 * np.maximum(density, 0.0))) / (1.0 - math.exp(-1.8 * 1.35))
     img = ndimage.gaussian_filter(img.astype(np.float32), 0.6)
@@ -323,4 +361,3 @@ def _marker(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = img.copy()
     out[y : y + size, x : x + int(size * 0.7)] = 0.97
     return out
-

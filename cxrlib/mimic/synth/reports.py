@@ -30,6 +30,11 @@ def _side(lesion: Lesion) -> str:
     return "bilateral" if lesion.side == "bilateral" else lesion.side or "right"
 
 
+def _base(lesion: Lesion) -> str:
+    """``the right lung base`` or ``both lung bases``."""
+    return "both lung bases" if lesion.side == "bilateral" else f"the {_side(lesion)} lung base"
+
+
 def _lobe(lesion: Lesion) -> str:
     zone = lesion.zone or "lower"
     if zone == "middle":
@@ -46,7 +51,7 @@ def _positive(label: str, les: Lesion, rng: np.random.Generator) -> str:
         "ng": "Nasogastric tube courses below the diaphragm, tip in the stomach",
         "ij_line": "Right internal jugular central venous catheter ends in the SVC",
         "picc": "Left PICC line terminates in the lower SVC",
-        "pacemaker": "Left chest wall pacemaker with leads in the right heart",
+        "pacemaker": "Left chest wall pacemaker with leads in the right atrium and ventricle",
         "chest_tube": "Chest tube projects over the hemithorax",
     }
     if label == "Support Devices":
@@ -54,7 +59,13 @@ def _positive(label: str, les: Lesion, rng: np.random.Generator) -> str:
         return ".  ".join(named or ["Tubes and lines are in place"]) + "."
     options: dict[str, list[str]] = {
         "Pleural Effusion": [
-            f"{sev.capitalize()} {side} pleural effusion" + ("s" if side == "bilateral" else ""),
+            f"{sev.capitalize()} bilateral pleural effusions",
+            f"There are {sev} bilateral pleural effusions",
+            f"Bilateral pleural effusions are {sev} in size",
+        ]
+        if side == "bilateral"
+        else [
+            f"{sev.capitalize()} {side} pleural effusion",
             f"There is a {sev} {side} pleural effusion",
             f"{side.capitalize()} pleural effusion is {sev} in size",
         ],
@@ -80,7 +91,7 @@ def _positive(label: str, les: Lesion, rng: np.random.Generator) -> str:
         ],
         "Atelectasis": [
             f"{mild.capitalize()} {side} basilar atelectasis",
-            f"Plate-like atelectasis at the {side} lung base",
+            f"Plate-like atelectasis at {_base(les)}",
             f"{side.capitalize()} basal atelectasis with elevation of the hemidiaphragm",
         ],
         "Edema": [
@@ -101,8 +112,10 @@ def _positive(label: str, les: Lesion, rng: np.random.Generator) -> str:
             f"Rounded mass in the {_lobe(les)}",
         ],
         "Lung Opacity": [
-            f"Patchy opacity in the {side} {les.zone or 'lower'} lung",
-            f"Hazy opacity at the {side} lung {'base' if les.zone == 'lower' else 'zone'}",
+            f"Patchy opacities in both {les.zone or 'lower'} lung zones"
+            if side == "bilateral"
+            else f"Patchy opacity in the {side} {les.zone or 'lower'} lung",
+            f"Hazy opacity at {_base(les)}",
         ],
         "Pleural Other": [
             f"{side.capitalize()} apical pleural thickening",
@@ -113,25 +126,37 @@ def _positive(label: str, les: Lesion, rng: np.random.Generator) -> str:
 
 
 _UNCERTAIN: dict[str, list[str]] = {
-    "Pleural Effusion": ["Possible small {side} pleural effusion.",
-                         "Blunting of the {side} costophrenic angle may represent a small"
-                         " effusion.", "A small {side} pleural effusion cannot be excluded."],
-    "Pneumothorax": ["Possible tiny {side} apical pneumothorax.",
-                     "Questionable {side} apical pneumothorax."],
-    "Cardiomegaly": ["Possible mild cardiomegaly.",
-                     "The heart may be mildly enlarged, accentuated by technique."],
-    "Consolidation": ["Possible consolidation in the {lobe}.",
-                      "Consolidation in the {lobe} cannot be excluded."],
-    "Pneumonia": ["Pneumonia cannot be excluded.", "Possible early pneumonia in the {lobe}.",
-                  "Findings may represent pneumonia in the appropriate clinical setting."],
-    "Atelectasis": ["Possible {side} basilar atelectasis.",
-                    "Streaky density at the {side} base may represent atelectasis."],
+    "Pleural Effusion": [
+        "Possible small {side} pleural effusion.",
+        "Blunting of the {side} costophrenic angle may represent a small effusion.",
+        "A small {side} pleural effusion cannot be excluded.",
+    ],
+    "Pneumothorax": [
+        "Possible tiny {side} apical pneumothorax.",
+        "Questionable {side} apical pneumothorax.",
+    ],
+    "Cardiomegaly": [
+        "Possible mild cardiomegaly.",
+        "The heart may be mildly enlarged, accentuated by technique.",
+    ],
+    "Consolidation": [
+        "Possible consolidation in the {lobe}.",
+        "Consolidation in the {lobe} cannot be excluded.",
+    ],
+    "Pneumonia": [
+        "Pneumonia cannot be excluded.",
+        "Possible early pneumonia in the {lobe}.",
+        "Findings may represent pneumonia in the appropriate clinical setting.",
+    ],
+    "Atelectasis": [
+        "Possible {side} basilar atelectasis.",
+        "Streaky density at {base} may represent atelectasis.",
+    ],
     "Edema": ["Possible mild pulmonary edema.", "Mild pulmonary edema cannot be excluded."],
-    "Enlarged Cardiomediastinum": ["Possible mediastinal widening, which may be due to"
-                                   " technique."],
+    "Enlarged Cardiomediastinum": ["Possible mediastinal widening, which may be due to technique."],
     "Fracture": ["Possible nondisplaced {side} rib fracture."],
     "Lung Lesion": ["Possible nodule in the {lobe}."],
-    "Lung Opacity": ["Possible subtle opacity at the {side} base."],
+    "Lung Opacity": ["Possible subtle opacity at {base}."],
     "Pleural Other": ["Possible {side} pleural thickening."],
     "Support Devices": ["Possible malpositioned tube in the upper chest."],
 }
@@ -149,19 +174,37 @@ _NEGATION_NAMES: dict[str, list[str]] = {
     "Pleural Other": ["pleural thickening"],
 }
 _NEGATIVE_SENTENCES: dict[str, list[str]] = {
-    "Cardiomegaly": ["Heart size is normal.", "The cardiac silhouette is normal in size.",
-                     "No cardiomegaly."],
-    "Enlarged Cardiomediastinum": ["The mediastinal contours are normal.",
-                                   "Normal cardiomediastinal silhouette."],
+    "Cardiomegaly": [
+        "Heart size is normal.",
+        "The cardiac silhouette is normal in size.",
+        "No cardiomegaly.",
+    ],
+    "Enlarged Cardiomediastinum": [
+        "The mediastinal contours are normal.",
+        "Normal cardiomediastinal silhouette.",
+    ],
     "Support Devices": ["Interval removal of the endotracheal tube."],
 }
-_NORMAL_IMPRESSIONS = ("No acute cardiopulmonary process.", "No acute intrathoracic process.",
-                       "Normal chest radiograph.")
-_NEUTRAL = ("The lungs are well expanded.", "Bony structures are intact.",
-            "The hila are unremarkable.", "There is no free air under the diaphragm.")
-_INDICATIONS = ("___F with cough", "___M with shortness of breath", "___-year-old with fever",
-                "History: ___F with chest pain", "___M s/p line placement",
-                "___-year-old man with dyspnea", "___F with hypoxia")
+_NORMAL_IMPRESSIONS = (
+    "No acute cardiopulmonary process.",
+    "No acute intrathoracic process.",
+    "Normal chest radiograph.",
+)
+_NEUTRAL = (
+    "The lungs are well expanded.",
+    "Bony structures are intact.",
+    "The hila are unremarkable.",
+    "There is no free air under the diaphragm.",
+)
+_INDICATIONS = (
+    "___F with cough",
+    "___M with shortness of breath",
+    "___-year-old with fever",
+    "History: ___F with chest pain",
+    "___M s/p line placement",
+    "___-year-old man with dyspnea",
+    "___F with hypoxia",
+)
 _QUESTIONS = ("?pneumonia", "eval for effusion", "eval for acute process", "r/o pneumothorax")
 
 
@@ -177,7 +220,7 @@ def _sentences(study: StudyPlan, rng: np.random.Generator) -> list[str]:
             out.append(_positive(label, les, rng))
         elif value == UNCERTAIN:
             template = str(rng.choice(_UNCERTAIN[label]))
-            out.append(template.format(side=_side(les), lobe=_lobe(les)))
+            out.append(template.format(side=_side(les), lobe=_lobe(les), base=_base(les)))
         elif value == NEGATIVE:
             if label in _NEGATION_NAMES:
                 negated.append(str(rng.choice(_NEGATION_NAMES[label])))
@@ -200,7 +243,10 @@ def _sentences(study: StudyPlan, rng: np.random.Generator) -> list[str]:
 
 def _paragraph(sentences: list[str]) -> str:
     return textwrap.fill(
-        "  ".join(sentences), width=_WIDTH + 1, initial_indent=" ", subsequent_indent=" ",
+        "  ".join(sentences),
+        width=_WIDTH + 1,
+        initial_indent=" ",
+        subsequent_indent=" ",
         break_on_hyphens=False,
     )
 
@@ -208,7 +254,10 @@ def _paragraph(sentences: list[str]) -> str:
 def _section(name: str, body: str) -> str:
     """A one-line section like `` INDICATION:  ___F with cough``."""
     return textwrap.fill(
-        f"{name}:  {body}", width=_WIDTH + 1, initial_indent=" ", subsequent_indent=" ",
+        f"{name}:  {body}",
+        width=_WIDTH + 1,
+        initial_indent=" ",
+        subsequent_indent=" ",
         break_on_hyphens=False,
     )
 
@@ -218,8 +267,11 @@ def write_report(study: StudyPlan, rng: np.random.Generator) -> str:
     mentions = _sentences(study, rng)
     views = {im.view for im in study.images}
     if "PA" in views:
-        technique = "PA and lateral views of the chest provided." if len(views) > 1 else \
-            "Single PA view of the chest."
+        technique = (
+            "PA and lateral views of the chest provided."
+            if len(views) > 1
+            else "Single PA view of the chest."
+        )
     elif "AP" in views:
         technique = "Portable semi-upright AP view of the chest."
     else:

@@ -51,9 +51,7 @@ def build_tables(plan: list[SubjectPlan]) -> dict[str, pd.DataFrame]:
                         "StudyDate": int(study.date.strftime("%Y%m%d")),
                         "StudyTime": float(study.time),  # the release drops the leading zero
                         "ProcedureCodeSequence_CodeMeaning": study.procedure,
-                        "ViewCodeSequence_CodeMeaning": VIEW_CODE_MEANING.get(
-                            image.view_position
-                        ),
+                        "ViewCodeSequence_CodeMeaning": VIEW_CODE_MEANING.get(image.view_position),
                         "PatientOrientationCodeSequence_CodeMeaning": study.orientation or None,
                     }
                 )
