@@ -6,7 +6,7 @@ of reports with known labels cost seconds. Both timings run in this one process 
 texts, alternating; ratios are per repeat, then the median.
 
     python bench/labeler.py                      # 2,000 subjects (~4,400 reports)
-    python bench/labeler.py --subjects 500 --repeats 5
+    python bench/labeler.py --subjects 500 --repeats 5 --prevalence enriched
 
 Prints: reports/s with section selection (what the pipeline uses) and on the whole text, the
 ratio of each to the target, and the per-label agreement with the generator's CheXpert labels.
@@ -25,15 +25,18 @@ import pandas as pd
 from cxrlib.cli import run_cli
 from cxrlib.mimic.layout import CHEXPERT_LABELS
 from cxrlib.mimic.synth import cohort, reports
+from cxrlib.mimic.synth.labels import PREVALENCES
 from cxrlib.reporteval.labeler import label_agreement, label_reports
 
 TARGET_REPORTS_PER_S = 100.0
 
 
-def synthetic_reports(subjects: int, seed: int) -> tuple[list[str], pd.DataFrame]:
+def synthetic_reports(
+    subjects: int, seed: int, prevalence: str = "mimic"
+) -> tuple[list[str], pd.DataFrame]:
     """Report texts and CheXpert labels of the studies that have a CheXpert row."""
     texts, labels = [], []
-    for subject in cohort.plan_dataset(subjects, seed, 32, 32):
+    for subject in cohort.plan_dataset(subjects, seed, 32, 32, prevalence):
         for study in subject.studies:
             if not study.has_chexpert:
                 continue
@@ -54,14 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=2000, help="synthetic patients")
     parser.add_argument("--seed", type=int, default=0, help="synthetic seed")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per method")
+    parser.add_argument(
+        "--prevalence", default="mimic", choices=PREVALENCES, help="synthetic label rates"
+    )
     args = parser.parse_args(argv)
     if args.subjects < 1 or args.repeats < 1:
         raise ValueError(
             f"--subjects and --repeats must be >= 1, got {args.subjects}, {args.repeats}"
         )
 
-    texts, reference = synthetic_reports(args.subjects, args.seed)
-    print(f"{len(texts)} synthetic reports from {args.subjects} subjects (seed {args.seed})")
+    texts, reference = synthetic_reports(args.subjects, args.seed, args.prevalence)
+    print(
+        f"{len(texts)} synthetic reports from {args.subjects} subjects (seed {args.seed}, "
+        f"{args.prevalence} prevalence)"
+    )
     rates: dict[str, list[float]] = {"sections": [], "whole text": []}
     for repeat in range(args.repeats):
         order = ["sections", "whole text"][:: 1 if repeat % 2 == 0 else -1]

@@ -16,8 +16,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Call ``main(argv)``; print ``error: <message>`` and return 2 on a user error, 130 on Ctrl-C."""
+def run_cli(
+    main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
+) -> int:
+    """Call ``main(argv)``; a user error prints ``error: <message>`` and returns 2 (Ctrl-C: 130)."""
     try:
         return int(main(argv) or 0)
     except USER_ERRORS as exc:

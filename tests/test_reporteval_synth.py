@@ -12,16 +12,12 @@ from cxrlib.mimic.tables import MimicCxr, read_table
 from cxrlib.reporteval.labeler import label_agreement, label_reports
 
 
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("synth") / "mimic"
-    generate(root, 40, 11, min_size=32, max_size=40, progress=False)
-    return root
-
-
-def test_agreement_with_synthetic_labels(synthetic_root: Path) -> None:
-    data = MimicCxr(synthetic_root)
-    chexpert = read_table(synthetic_root, "chexpert")
+@pytest.mark.parametrize("prevalence", ["mimic", "enriched"])
+def test_agreement_with_synthetic_labels(tmp_path: Path, prevalence: str) -> None:
+    root = tmp_path / "mimic"
+    generate(root, 40, 11, min_size=32, max_size=40, progress=False, prevalence=prevalence)
+    data = MimicCxr(root)
+    chexpert = read_table(root, "chexpert")
     ids = zip(chexpert.subject_id, chexpert.study_id, strict=True)
     texts = [data.read_report(subject, study) for subject, study in ids]
     assert len(texts) > 60  # 40 subjects have 1-5 studies each

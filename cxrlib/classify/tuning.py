@@ -19,6 +19,7 @@ from tqdm import tqdm
 from cxrlib.classify.experiment import (
     check_task,
     configs_for,
+    model_name,
     predict_frame,
     train_model,
     training_frames,
@@ -95,6 +96,7 @@ def _run(
             rows.append(
                 {
                     "disease": disease,
+                    "model": model_name(config),
                     "architecture": config.architecture,
                     **{k: getattr(config, k) for k in GRID_KEYS},
                     **extra,
@@ -199,6 +201,12 @@ def best_params(grid_results: pd.DataFrame, *, task: str = "binary") -> pd.DataF
         findings = list(dict.fromkeys(grid_results["disease"]))
         chosen = chosen.set_index("disease").loc[findings].reset_index()
     return chosen.assign(task=task)[list(BEST_PARAMS_COLUMNS)].reset_index(drop=True)
+
+
+def training_seconds(results: pd.DataFrame) -> float:
+    """Total training time of a comparison or grid table (a shared network counted once)."""
+    keys = [c for c in ("grid_point", "architecture", "model") if c in results.columns]
+    return float(results.drop_duplicates(keys)["seconds"].sum())
 
 
 def params_by_disease(best: pd.DataFrame) -> dict[str, dict[str, object]]:

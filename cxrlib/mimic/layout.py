@@ -59,8 +59,22 @@ SPLITS: tuple[str, ...] = ("train", "validate", "test")
 
 # --- view positions -------------------------------------------------------------
 VIEW_POSITIONS: tuple[str, ...] = (
-    "AP", "PA", "LATERAL", "LL", "LPO", "RAO", "RPO", "LAO", "AP AXIAL", "XTABLE LATERAL",
-    "AP LLD", "PA LLD", "L5 S1", "SWIMMERS", "AP RLD", "PA RLD",
+    "AP",
+    "PA",
+    "LATERAL",
+    "LL",
+    "LPO",
+    "RAO",
+    "RPO",
+    "LAO",
+    "AP AXIAL",
+    "XTABLE LATERAL",
+    "AP LLD",
+    "PA LLD",
+    "L5 S1",
+    "SWIMMERS",
+    "AP RLD",
+    "PA RLD",
 )
 PA = "PA"
 
@@ -162,7 +176,9 @@ def study_dir(subject_id: int, study_id: int) -> PurePosixPath:
     return subject_dir(subject_id) / f"s{int(study_id)}"
 
 
-def image_path(subject_id: int, study_id: int, dicom_id: str, suffix: str = ".dcm") -> PurePosixPath:
+def image_path(
+    subject_id: int, study_id: int, dicom_id: str, suffix: str = ".dcm"
+) -> PurePosixPath:
     """Relative path of one image, as in ``cxr-record-list`` (``.jpg`` for MIMIC-CXR-JPG)."""
     return study_dir(subject_id, study_id) / f"{dicom_id}{suffix}"
 

@@ -48,6 +48,27 @@ STAGES: tuple[Stage, ...] = (
             "subject_splits.csv",
         ),
     ),
+    Stage(
+        "02_cnn_tuning",
+        upstream=("01_preprocessing",),
+        outputs=("architecture_comparison.csv", "grid_results.csv", "best_params.csv"),
+    ),
+    Stage(
+        "03_cnn_train_test",
+        upstream=("01_preprocessing", "02_cnn_tuning"),
+        outputs=(
+            "metrics.csv",
+            "predictions.csv",
+            "checkpoints",
+            "report_image_probs.csv",
+            "report_image_embeddings.npz",
+        ),
+    ),
+    Stage(
+        "06_results_analysis",
+        upstream=("01_preprocessing", "03_cnn_train_test"),
+        outputs=("ce_metrics.csv", "nlg_metrics.csv", "ce_per_finding.csv"),
+    ),
 )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlib.classify.stage import EMBEDDINGS_FILE
 from cxrlib.mimic.layout import SPLITS
 from cxrlib.reportgen.dataset import check_report_samples, reports
 from cxrlib.reportgen.generate import GENERATED_COLUMNS
@@ -31,7 +32,6 @@ from cxrlib.reportgen.prompts import report_text
 BASELINES: tuple[str, ...] = ("constant_normal", "nearest_neighbour", "cnn_template")
 #: Columns of a frame of generated reports of several generators.
 REPORT_COLUMNS: tuple[str, ...] = ("generator", *GENERATED_COLUMNS)
-EMBEDDINGS_FILE = "report_image_embeddings.npz"
 
 NORMAL_FINDINGS = (
     "The lungs are clear. There is no focal consolidation, pleural effusion or pneumothorax. "

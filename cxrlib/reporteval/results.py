@@ -21,6 +21,7 @@ from cxrlib.reporteval import clinical, nlg
 from cxrlib.reporteval.baselines import REPORT_COLUMNS
 from cxrlib.reporteval.labeler import label_reports, labeling_text
 
+STAGE05 = "05_llama_training"
 #: Stage 05 files -> generator name in the tables.
 STAGE05_REPORTS: dict[str, str] = {
     "generated_reports.csv": "llama_finetuned",
@@ -62,7 +63,7 @@ def load_generated_reports(
         if missing:
             raise ValueError(
                 f"{path} lacks columns {missing} (has {list(frame.columns)}); re-run stage "
-                "05_llama_training"
+                f"{STAGE05}"
             )
         frame = frame[frame["split"] == eval_split]
         frames.append(frame.assign(generator=generator)[list(REPORT_COLUMNS)])

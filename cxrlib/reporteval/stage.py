@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlib import preprocessing
 from cxrlib.atomic import write_csv
+from cxrlib.classify.stage import METRICS_FILE, PROBS_FILE, TRAIN_TEST_STAGE
 from cxrlib.paths import stage_dir
 from cxrlib.reporteval import baselines, clinical, results
 
 STAGE = "06_results_analysis"
-STAGE01, STAGE03, STAGE05 = "01_preprocessing", "03_cnn_train_test", "05_llama_training"
-REPORT_SAMPLES_FILE, CACHE_DIR = "report_samples.csv", "images"
-METRICS_FILE, PROBS_FILE = "metrics.csv", "report_image_probs.csv"
+STAGE01, STAGE03, STAGE05 = preprocessing.STAGE, TRAIN_TEST_STAGE, results.STAGE05
 CE_FILE, NLG_FILE = "ce_metrics.csv", "nlg_metrics.csv"
 PER_FINDING_FILE, LENGTHS_FILE = "ce_per_finding.csv", "report_lengths.csv"
 REPORTS_FILE = "evaluated_reports.csv"
@@ -48,7 +48,7 @@ class Inputs:
 
     def report_samples(self) -> pd.DataFrame:
         """Stage 01's report samples (ids as strings, empty sections as '')."""
-        path = self.stage01 / REPORT_SAMPLES_FILE
+        path = self.stage01 / preprocessing.REPORT_SAMPLES_FILE
         _require(path, STAGE01)
         return pd.read_csv(path, dtype={"dicom_id": str}, keep_default_na=False)
 
@@ -112,7 +112,7 @@ def gallery(
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(ids), size=min(examples, len(ids)), replace=False).tolist())
     picked = [ids[i] for i in chosen]
-    cache = ImageCache.open(inputs.stage01 / CACHE_DIR)
+    cache = ImageCache.open(inputs.stage01 / preprocessing.CACHE_DIR)
     probs = inputs.cnn_probs().set_index("dicom_id")
     by_image = reports.set_index(["generator", "dicom_id"])
     generators = list(dict.fromkeys(reports["generator"]))
