@@ -50,8 +50,15 @@ def _random_cache(folder: Path, count: int, image_size: int) -> tuple[ImageCache
         np.save(folder / "data" / path, rng.random((image_size, image_size), dtype=np.float32))
         rows.append({"dicom_id": dicom_id, "path": path, "label": float(k % 2)})
     frame = pd.DataFrame(rows)
-    cache = build_cache(frame, folder / "data", folder / "cache", image_size, workers=1,
-                        progress=False, reader=_read_npy)
+    cache = build_cache(
+        frame,
+        folder / "data",
+        folder / "cache",
+        image_size,
+        workers=1,
+        progress=False,
+        reader=_read_npy,
+    )
     return cache, frame
 
 
@@ -76,8 +83,9 @@ def _epoch(model, optimizer, batches: Iterable[dict]) -> float:
     return time.perf_counter() - tick
 
 
-def pipeline_ratio(cache: ImageCache, frame: pd.DataFrame, *, architecture: str,
-                   batch_size: int, repeats: int) -> tuple[float, float, float]:
+def pipeline_ratio(
+    cache: ImageCache, frame: pd.DataFrame, *, architecture: str, batch_size: int, repeats: int
+) -> tuple[float, float, float]:
     """(median pipeline epoch s, median pure-compute epoch s, ratio) on the same batches."""
     torch.manual_seed(0)
     dataset = CachedImageDataset(cache, frame, transform=train_transform())
@@ -94,8 +102,9 @@ def pipeline_ratio(cache: ImageCache, frame: pd.DataFrame, *, architecture: str,
     return a, b, a / b
 
 
-def throughput(architectures: Sequence[str], image_size: int, batch_size: int,
-               steps: int) -> pd.DataFrame:
+def throughput(
+    architectures: Sequence[str], image_size: int, batch_size: int, steps: int
+) -> pd.DataFrame:
     """Training and inference images/s of each architecture on random batches."""
     rows = []
     images = torch.randn(batch_size, 1, image_size, image_size)
@@ -116,8 +125,13 @@ def throughput(architectures: Sequence[str], image_size: int, batch_size: int,
             for _ in range(steps):
                 model(images)
             infer_rate = steps * batch_size / (time.perf_counter() - tick)
-        rows.append({"architecture": name, "train_img_s": round(train_rate, 1),
-                     "infer_img_s": round(infer_rate, 1)})
+        rows.append(
+            {
+                "architecture": name,
+                "train_img_s": round(train_rate, 1),
+                "infer_img_s": round(infer_rate, 1),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -130,21 +144,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved epoch pairs")
     parser.add_argument("--steps", type=int, default=3, help="batches per throughput measure")
-    parser.add_argument("--architectures", default=",".join(ARCHITECTURES),
-                        help="comma-separated, for images/s ('' to skip)")
+    parser.add_argument(
+        "--architectures",
+        default=",".join(ARCHITECTURES),
+        help="comma-separated, for images/s ('' to skip)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.run_dir is not None:
             cache, frame = _stage01(args.run_dir)
         else:
             cache, frame = _random_cache(Path(tmp), args.images, args.image_size)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"{len(frame)} images at {cache.image_size} px, batch {args.batch_size}")
-        a, b, ratio = pipeline_ratio(cache, frame, architecture=args.architecture,
-                                     batch_size=args.batch_size, repeats=args.repeats)
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{len(frame)} images at {cache.image_size} px, batch {args.batch_size}"
+        )
+        a, b, ratio = pipeline_ratio(
+            cache,
+            frame,
+            architecture=args.architecture,
+            batch_size=args.batch_size,
+            repeats=args.repeats,
+        )
         verdict = "PASS" if ratio <= TARGET_RATIO else "MISS"
-        print(f"epoch with data pipeline {a:.2f} s | pure compute on the same batches {b:.2f} s "
-              f"| ratio {ratio:.3f} (target <= {TARGET_RATIO}) {verdict}")
+        print(
+            f"epoch with data pipeline {a:.2f} s | pure compute on the same batches {b:.2f} s "
+            f"| ratio {ratio:.3f} (target <= {TARGET_RATIO}) {verdict}"
+        )
         names = [n for n in args.architectures.split(",") if n]
         if names:
             table = throughput(names, cache.image_size, args.batch_size, args.steps)

@@ -25,9 +25,11 @@ from cxrlib.cli import run_cli
 
 INDEX_FILE = "index.html"
 NOTEBOOKS_DIR = "notebooks"
-#: A CSV with at most this many rows is shown as a table; larger ones are linked.
-MAX_TABLE_ROWS = 60
-MAX_TABLE_COLUMNS = 16
+#: A CSV is shown as a table when it is a summary: this many rows and columns at most, and
+#: no long text (ids, paths, report text); any other CSV is linked with its size.
+MAX_TABLE_ROWS = 40
+MAX_TABLE_COLUMNS = 20
+MAX_CELL_CHARS = 40
 _RECORD = ".stage.json"
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -41,6 +43,7 @@ figure { display: inline-block; margin: 0.5rem 1rem 1rem 0; vertical-align: top;
 figure img { max-width: 560px; max-height: 460px; border: 1px solid #ddd; }
 figcaption { font-size: 0.8rem; color: #555; }
 details { margin: 0.5rem 0; } code { background: #f5f5f5; padding: 0 0.2rem; }
+.scroll { overflow-x: auto; }
 """
 
 
@@ -185,7 +188,7 @@ def _stage_section(run_dir: Path, stage: str, notebook: Path | None) -> list[str
     for table in sorted(folder.glob("*.csv")):
         frame = _read_csv(table)
         link = f'<a href="{_link(table, run_dir)}">{_e(table.name)}</a>'
-        if frame is None or len(frame) > MAX_TABLE_ROWS or frame.shape[1] > MAX_TABLE_COLUMNS:
+        if not _is_summary(frame):
             size = "unreadable" if frame is None else f"{len(frame)} rows x {frame.shape[1]} cols"
             large.append(f"<li>{link} ({size})</li>")
             continue
@@ -212,6 +215,13 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
         return None
 
 
+def _is_summary(frame: pd.DataFrame | None) -> bool:
+    if frame is None or len(frame) > MAX_TABLE_ROWS or frame.shape[1] > MAX_TABLE_COLUMNS:
+        return False
+    text = frame.select_dtypes(exclude="number")
+    return not any(text[c].astype(str).str.len().max() > MAX_CELL_CHARS for c in text.columns)
+
+
 def _table_html(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
     body = []
@@ -226,7 +236,8 @@ def _table_html(frame: pd.DataFrame) -> str:
             else:
                 cells.append(f'<td class="text">{_e(value)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>" + "".join(body) + "</table>"
+    rows = "".join(body)
+    return f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div>'
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,11 +50,13 @@ def test_overlay_is_rgb_uint8():
 
 
 def test_pick_examples_takes_the_most_confident_true_and_false_positives():
-    frame = pd.DataFrame({
-        "dicom_id": ["a", "b", "c", "d", "e", "f"],
-        "label": [1, 1, 0, 0, 1, 0],
-        "prob": [0.9, 0.6, 0.8, 0.3, 0.4, 0.8],
-    })
+    frame = pd.DataFrame(
+        {
+            "dicom_id": ["a", "b", "c", "d", "e", "f"],
+            "label": [1, 1, 0, 0, 1, 0],
+            "prob": [0.9, 0.6, 0.8, 0.3, 0.4, 0.8],
+        }
+    )
     assert gradcam.pick_examples(frame, 0.5, "TP", n=5)["dicom_id"].tolist() == ["a", "b"]
     assert gradcam.pick_examples(frame, 0.5, "FP", n=1)["dicom_id"].tolist() == ["c"]
     with pytest.raises(ValueError, match=r"kind must be one of \['TP', 'FP'\]"):

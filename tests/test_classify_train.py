@@ -29,8 +29,9 @@ def test_loss_decreases_on_a_tiny_set():
     torch.manual_seed(0)
     model = zoo.create_model("resnet18")
     config = train.TrainConfig(lr=1e-3, max_epochs=6, patience=6, image_size=16)
-    result = train.fit(model, _batches(32, seed=0), _batches(16, seed=1), config, device="cpu",
-                       progress=False)
+    result = train.fit(
+        model, _batches(32, seed=0), _batches(16, seed=1), config, device="cpu", progress=False
+    )
     losses = result.history["train_loss"].to_numpy()
     assert losses[-1] < 0.5 * losses[0]
     assert result.history["val_auc"].max() > 0.9
@@ -54,8 +55,15 @@ def test_early_stopping_restores_the_best_epoch(monkeypatch, tmp_path):
     model = zoo.create_model("resnet18")
     config = train.TrainConfig(max_epochs=10, patience=2, image_size=16)
     log = tmp_path / "log.csv"
-    result = train.fit(model, _batches(16, seed=0), _batches(8, seed=1), config, device="cpu",
-                       log_path=log, progress=False)
+    result = train.fit(
+        model,
+        _batches(16, seed=0),
+        _batches(8, seed=1),
+        config,
+        device="cpu",
+        log_path=log,
+        progress=False,
+    )
     assert (result.best_epoch, result.stopped_early, len(result.history)) == (2, True, 4)
     assert result.best_score == pytest.approx(0.80)
     assert result.history["is_best"].tolist() == [True, True, False, False]
@@ -108,8 +116,9 @@ def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     config = train.TrainConfig(architecture="resnet18", dropout=0.1, diseases=["Edema", "Fracture"])
     model = config.build_model()
-    path = train.save_checkpoint(tmp_path / "ckpt" / "multilabel.safetensors", model, config,
-                                 best_epoch=3)
+    path = train.save_checkpoint(
+        tmp_path / "ckpt" / "multilabel.safetensors", model, config, best_epoch=3
+    )
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["config"]["diseases"] == ["Edema", "Fracture"] and meta["best_epoch"] == 3
     loaded, loaded_config, extra = train.load_checkpoint(path)
@@ -118,7 +127,8 @@ def test_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(images), model.eval()(images))
     assert sorted(p.name for p in path.parent.iterdir()) == [
-        "multilabel.json", "multilabel.safetensors"
+        "multilabel.json",
+        "multilabel.safetensors",
     ]
 
 

@@ -7,57 +7,20 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures_classify import DISEASES, SIZE, build, cohort_rows
 
 from cxrlib.classify import experiment, tuning
 from cxrlib.classify.train import TrainConfig
-from cxrlib.images import build_cache
-
-SIZE = 32
-DISEASES = ["Edema", "Fracture"]
-
-
-def _read_npy(path):
-    return np.load(path)
-
-
-def _cohort_rows(subjects: int) -> list[dict]:
-    """Edema: every subject; Fracture: even subjects only. Cases alternate within each split."""
-    splits = ["train"] * (subjects // 2) + ["validate"] * (subjects // 4)
-    splits += ["test"] * (subjects - len(splits))
-    rows = []
-    for k in range(subjects):
-        subject, dicom_id = 10_000_000 + k, f"{k:08x}-00000000-00000000-00000000-00000000"
-        base = {"subject_id": subject, "study_id": 50_000_000 + k, "dicom_id": dicom_id,
-                "path": f"img/{dicom_id}.npy", "split": splits[k]}
-        rows.append({"disease": "Edema", **base, "label": float(k % 2)})
-        if k % 2 == 0:
-            rows.append({"disease": "Fracture", **base, "label": float((k // 2) % 2)})
-    return rows
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(cache, cohort): 48 subjects, 32 px; each finding is a bright patch in its own corner."""
-    root = tmp_path_factory.mktemp("data")
-    cohort = pd.DataFrame(_cohort_rows(48))
-    rng = np.random.default_rng(0)
-    (root / "img").mkdir()
-    wide = cohort.pivot_table(index="path", columns="disease", values="label")
-    for path, labels in wide.iterrows():
-        image = rng.uniform(0.2, 0.5, (SIZE, SIZE)).astype(np.float32)
-        if labels["Edema"] == 1:
-            image[:12, :12] += 0.5
-        if labels.get("Fracture") == 1:
-            image[-12:, -12:] += 0.5
-        np.save(root / path, image)
-    items = cohort[["dicom_id", "path"]].drop_duplicates()
-    cache = build_cache(items, root, tmp_path_factory.mktemp("cache"), SIZE, workers=1,
-                        progress=False, reader=_read_npy)
-    return cache, cohort
+    return build(tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("cache"))
 
 
 def test_multilabel_frame_puts_nan_where_an_image_is_not_in_a_cohort():
-    cohort = pd.DataFrame(_cohort_rows(8))
+    cohort = pd.DataFrame(cohort_rows(8))
     wide = experiment.multilabel_frame(cohort, DISEASES, "train")
     assert list(wide.columns) == ["subject_id", "study_id", "dicom_id", "path", "split", *DISEASES]
     # train = subjects 0..3; Edema labels 0 1 0 1; Fracture only for 0 and 2: labels 0, 1
@@ -73,7 +36,7 @@ def test_multilabel_frame_puts_nan_where_an_image_is_not_in_a_cohort():
     ],
 )
 def test_check_cohort_errors(diseases, drop_split, message):
-    cohort = pd.DataFrame(_cohort_rows(16))
+    cohort = pd.DataFrame(cohort_rows(16))
     if drop_split:
         cohort = cohort[~((cohort["disease"] == "Fracture") & (cohort["split"] == drop_split))]
     with pytest.raises(ValueError, match=message):
@@ -82,27 +45,41 @@ def test_check_cohort_errors(diseases, drop_split, message):
 
 def test_check_cohort_names_missing_columns():
     with pytest.raises(ValueError, match=r"cohort lacks column\(s\) \['label'\]"):
-        experiment.check_cohort(pd.DataFrame(_cohort_rows(8)).drop(columns="label"), DISEASES)
+        experiment.check_cohort(pd.DataFrame(cohort_rows(8)).drop(columns="label"), DISEASES)
 
 
 def test_binary_model_trains_and_predicts_its_cohort(tiny):
     cache, cohort = tiny
-    config = TrainConfig(diseases=["Edema"], max_epochs=4, patience=4, batch_size=8,
-                         image_size=SIZE)
+    config = TrainConfig(
+        diseases=["Edema"], max_epochs=4, patience=4, batch_size=8, image_size=SIZE
+    )
     trained = experiment.train_model(cache, cohort, config, device="cpu", progress=False)
     assert 1 <= trained.fit.best_epoch <= 4
     rows = experiment.prediction_rows(trained, cache, cohort)
     expected = cohort[(cohort["disease"] == "Edema") & cohort["split"].isin(["validate", "test"])]
     assert len(rows) == len(expected) == 24
-    assert list(rows.columns) == ["disease", "subject_id", "study_id", "dicom_id", "split",
-                                  "label", "prob"]
+    assert list(rows.columns) == [
+        "disease",
+        "subject_id",
+        "study_id",
+        "dicom_id",
+        "split",
+        "label",
+        "prob",
+    ]
     assert rows["prob"].between(0, 1).all()
 
 
 def test_multilabel_model_predicts_each_finding_on_its_own_cohort(tiny):
     cache, cohort = tiny
-    config = TrainConfig(diseases=DISEASES, max_epochs=2, patience=2, batch_size=8,
-                         image_size=SIZE, pos_weight="balanced")
+    config = TrainConfig(
+        diseases=DISEASES,
+        max_epochs=2,
+        patience=2,
+        batch_size=8,
+        image_size=SIZE,
+        pos_weight="balanced",
+    )
     trained = experiment.train_model(cache, cohort, config, device="cpu", progress=False)
     assert trained.model.num_outputs == 2
     rows = experiment.prediction_rows(trained, cache, cohort, splits=["test"])
@@ -113,21 +90,52 @@ def test_grid_search_and_best_params_on_the_tiny_set(tiny):
     cache, cohort = tiny
     grid = tuning.param_grid(lr=[1e-3], weight_decay=[0.0], batch_size=[8, 16], dropout=[0.0])
     base = TrainConfig(max_epochs=1, patience=1, image_size=SIZE)
-    results = tuning.grid_search(cache, cohort, diseases=DISEASES, grid=grid, base=base,
-                                 progress=False)
+    results = tuning.grid_search(
+        cache, cohort, diseases=DISEASES, grid=grid, base=base, progress=False
+    )
     assert len(results) == 4 and set(results["grid_point"]) == {0, 1}
     assert results["val_auc"].between(0, 1).all()
     best = tuning.best_params(results)
     assert list(best.columns) == list(tuning.BEST_PARAMS_COLUMNS)
     assert best["disease"].tolist() == DISEASES
-    multi = tuning.grid_search(cache, cohort, diseases=DISEASES, grid=grid[:1], base=base,
-                               task="multilabel", progress=False)
+    multi = tuning.grid_search(
+        cache,
+        cohort,
+        diseases=DISEASES,
+        grid=grid[:1],
+        base=base,
+        task="multilabel",
+        progress=False,
+    )
     assert multi["disease"].tolist() == DISEASES and multi["seconds"].nunique() == 1
+    # one shared network per grid point: its time counts once, not once per finding
+    assert tuning.training_seconds(multi) == pytest.approx(multi["seconds"].iloc[0])
+    assert tuning.training_seconds(results) == pytest.approx(results["seconds"].sum())
+
+
+def test_comparison_on_a_sample_of_training_images(tiny):
+    cache, cohort = tiny
+    base = TrainConfig(max_epochs=1, patience=1, image_size=SIZE)
+    table = tuning.compare_architectures(
+        cache,
+        cohort,
+        diseases=["Edema"],
+        architectures=["resnet18"],
+        base=base,
+        progress=False,
+        max_train_images=8,
+    )
+    assert table[["disease", "architecture"]].values.tolist() == [["Edema", "resnet18"]]
+    with pytest.raises(ValueError, match=r"architecture must be one of"):
+        tuning.compare_architectures(
+            cache, cohort, diseases=["Edema"], architectures=["vgg"], base=base, progress=False
+        )
 
 
 def test_param_grid_is_every_combination_in_a_fixed_order():
-    grid = tuning.param_grid(lr=[1e-3, 1e-4], weight_decay=[0.0], batch_size=[16, 32],
-                             dropout=[0.0, 0.5])
+    grid = tuning.param_grid(
+        lr=[1e-3, 1e-4], weight_decay=[0.0], batch_size=[16, 32], dropout=[0.0, 0.5]
+    )
     assert len(grid) == 8
     assert grid[0] == {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 16, "dropout": 0.0}
     assert list(grid[0]) == list(tuning.GRID_KEYS)
@@ -139,9 +147,19 @@ def _results(aucs: dict[str, list[float]]) -> pd.DataFrame:
     rows = []
     for disease, values in aucs.items():
         for point, auc in enumerate(values):
-            rows.append({"disease": disease, "architecture": "resnet18", "lr": 10.0 ** -point,
-                         "weight_decay": 0.0, "batch_size": 16, "dropout": 0.0,
-                         "grid_point": point, "val_auc": auc, "best_epoch": 1})
+            rows.append(
+                {
+                    "disease": disease,
+                    "architecture": "resnet18",
+                    "lr": 10.0**-point,
+                    "weight_decay": 0.0,
+                    "batch_size": 16,
+                    "dropout": 0.0,
+                    "grid_point": point,
+                    "val_auc": auc,
+                    "best_epoch": 1,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -157,11 +175,13 @@ def test_best_params_per_finding_and_for_a_shared_network():
 
 
 def test_choose_architecture_takes_the_best_mean_auc():
-    comparison = pd.DataFrame({
-        "disease": ["Edema", "Fracture"] * 3,
-        "architecture": ["vgg16"] * 2 + ["resnet18"] * 2 + ["densenet121"] * 2,
-        "val_auc": [0.9, 0.6, 0.8, 0.8, 0.85, 0.75],
-    })
+    comparison = pd.DataFrame(
+        {
+            "disease": ["Edema", "Fracture"] * 3,
+            "architecture": ["vgg16"] * 2 + ["resnet18"] * 2 + ["densenet121"] * 2,
+            "val_auc": [0.9, 0.6, 0.8, 0.8, 0.85, 0.75],
+        }
+    )
     assert tuning.choose_architecture(comparison) == "resnet18"  # 0.8 vs 0.75 and 0.8 (tie ->
     # zoo order puts vgg16 first, but its mean is 0.75)
     tie = comparison.assign(val_auc=[0.8] * 6)
@@ -170,8 +190,9 @@ def test_choose_architecture_takes_the_best_mean_auc():
 
 def test_configs_for_needs_parameters_of_every_finding():
     base = TrainConfig()
-    params = {"Edema": {"architecture": "resnet18", "lr": np.float64(0.01), "batch_size":
-                        np.int64(8)}}
+    params = {
+        "Edema": {"architecture": "resnet18", "lr": np.float64(0.01), "batch_size": np.int64(8)}
+    }
     (config,) = experiment.configs_for("binary", ["Edema"], params, base)
     assert (config.lr, config.batch_size, config.diseases) == (0.01, 8, ["Edema"])
     assert type(config.batch_size) is int

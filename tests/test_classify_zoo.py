@@ -53,8 +53,9 @@ def test_imagenet_weights_unavailable_offline_is_one_clear_error(tmp_path, monke
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.__class__,
-                        "get_state_dict", offline)
+    monkeypatch.setattr(
+        torchvision.models.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline
+    )
     with pytest.raises(FileNotFoundError) as info:
         zoo.create_model("resnet18", weights="imagenet")
     message = str(info.value)

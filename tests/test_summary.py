@@ -75,6 +75,9 @@ def run_dir(tmp_path: Path) -> Path:
     pd.DataFrame({"dicom_id": [f"d{i}" for i in range(100)]}).to_csv(
         stage / "cohort.csv", index=False
     )
+    pd.DataFrame({"study_id": [1], "findings": ["No effusion. " * 5]}).to_csv(
+        stage / "report_samples.csv", index=False
+    )
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.plot([0, 1], [0, 1])
     fig.savefig(stage / "label prevalence.png")  # a space: the link must be quoted
@@ -112,6 +115,7 @@ def test_index_is_well_formed_and_links_exist(run_dir: Path) -> None:
     # Small tables inline, large ones linked; figures shown, the image cache left out.
     assert '<h3><a href="01_preprocessing/counts.csv">counts.csv</a></h3>' in text
     assert "cohort.csv</a> (100 rows x 1 cols)" in text
+    assert "report_samples.csv</a> (1 rows x 2 cols)" in text  # long text: linked, not shown
     assert "01_preprocessing/label%20prevalence.png" in checker.links
     assert not any("not_a_figure" in link for link in checker.links)
     assert "0.250" in text  # floats rounded

@@ -1,0 +1,86 @@
+"""Stage glue of 02/03: inputs from stage 01, checkpoints, report-image outputs, Grad-CAM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fixtures_classify import DISEASES, SIZE, build
+
+from cxrlib import preprocessing
+from cxrlib.classify import experiment, stage
+from cxrlib.classify.train import TrainConfig, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run folder whose 01_preprocessing holds the tiny cohort, report samples and cache."""
+    run_dir = tmp_path_factory.mktemp("run")
+    folder = run_dir / preprocessing.STAGE
+    cache, cohort = build(tmp_path_factory.mktemp("data"), folder / preprocessing.CACHE_DIR)
+    cohort.to_csv(folder / preprocessing.COHORT_FILE, index=False)
+    samples = cohort.drop_duplicates("dicom_id").head(10)
+    samples = samples.drop(columns=["disease", "label"]).assign(findings="", impression="x")
+    samples.to_csv(folder / preprocessing.REPORT_SAMPLES_FILE, index=False)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def models(run):
+    data = stage.load_preprocessed(run, DISEASES)
+    base = TrainConfig(max_epochs=1, patience=1, image_size=SIZE)
+    params = {d: {"architecture": "resnet18"} for d in DISEASES}
+    configs = experiment.configs_for("binary", DISEASES, params, base)
+    return data, experiment.train_all(
+        data.cache, data.cohort, configs, device="cpu", progress=False
+    )
+
+
+def test_missing_stage_01_names_the_file_and_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"cohort.csv not found: run stage 01_preprocess"):
+        stage.load_preprocessed(tmp_path, DISEASES)
+    with pytest.raises(FileNotFoundError, match=r"best_params.csv not found: run stage 02"):
+        stage.read_best_params(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"), [("gpu", r"device must be one of \['auto', 'cpu', 'cuda'\]")]
+)
+def test_bad_device(device, message):
+    with pytest.raises(ValueError, match=message):
+        stage.resolve_device(device)
+
+
+def test_auto_device_is_cuda_only_when_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert stage.resolve_device("auto").type == expected
+
+
+def test_checkpoints_and_report_image_outputs(run, models, tmp_path):
+    data, trained = models
+    paths = stage.save_models(tmp_path, trained)
+    assert [p.name for p in paths] == ["edema.safetensors", "fracture.safetensors"]
+    model, config, extra = load_checkpoint(paths[1])
+    assert config.diseases == ["Fracture"] and extra["best_epoch"] == 1
+    probs, embeddings = stage.report_image_outputs(trained, data.cache, data.report_samples)
+    assert list(probs.columns) == ["dicom_id", *DISEASES] and len(probs) == 10
+    # two binary models: two L2-normalised 512-wide blocks side by side
+    assert embeddings.shape == (10, 1024) and embeddings.dtype == np.float32
+    assert np.linalg.norm(embeddings[:, :512], axis=1) == pytest.approx(np.ones(10), abs=1e-5)
+    path = stage.write_embeddings(tmp_path / stage.EMBEDDINGS_FILE, probs["dicom_id"], embeddings)
+    with np.load(path, allow_pickle=False) as saved:  # readable without pickle
+        assert saved["dicom_id"].tolist() == probs["dicom_id"].tolist()
+        assert np.array_equal(saved["embedding"], embeddings)
+
+
+def test_gradcam_examples_give_one_overlay_per_picked_image(models):
+    data, trained = models
+    predictions = pd.concat(
+        [experiment.prediction_rows(m, data.cache, data.cohort) for m in trained]
+    )
+    thresholds = {d: 0.0 for d in DISEASES}  # everything positive: TPs and FPs exist
+    images, titles = stage.gradcam_examples(trained, data.cache, predictions, thresholds, n=2)
+    assert len(images) == len(titles) == 2 * 2 * 2  # findings x kinds x examples
+    assert images[0].shape == (SIZE, SIZE, 3) and images[0].dtype == np.uint8
+    assert titles[0].startswith("Edema\nTP p=")
