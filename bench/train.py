@@ -145,11 +145,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved epoch pairs")
     parser.add_argument("--steps", type=int, default=3, help="batches per throughput measure")
     parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
+    parser.add_argument(
         "--architectures",
         default=",".join(ARCHITECTURES),
         help="comma-separated, for images/s ('' to skip)",
     )
     args = parser.parse_args(argv)
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:  # 1 thread is steadier on a busy machine (no OpenMP spinning)
+        torch.set_num_threads(args.threads)
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         if args.run_dir is not None:
             cache, frame = _stage01(args.run_dir)

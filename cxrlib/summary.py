@@ -120,7 +120,7 @@ def _notebook_html(notebook: Path) -> str:
 
     try:
         node = nbformat.read(notebook, as_version=4)
-    except (OSError, ValueError) as exc:  # an interrupted run can leave a broken notebook
+    except (OSError, ValueError, nbformat.ValidationError) as exc:  # e.g. after a kill
         return f"<!DOCTYPE html><html><body><p>cannot render {_e(notebook.name)}: {_e(exc)}</p>"
     body, _ = HTMLExporter().from_notebook_node(node)
     return body

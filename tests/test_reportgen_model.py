@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from cxrlib.reportgen import backends, train
 from cxrlib.reportgen.dataset import ConversationDataset, reports
@@ -34,6 +35,7 @@ from cxrlib.reportgen.tiny_model import (
 NORMAL, EFFUSION = "No acute process.", "Large right pleural effusion."
 SMALL = TinyModelSpec(
     image_size=28,
+    patch_size=14,
     vocab_size=300,
     vision_layers=2,
     vision_global_layers=1,
@@ -115,7 +117,7 @@ def test_build_is_deterministic_for_a_seed(tiny_dir, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"image_size": 30}, "multiple of patch_size=14, got 30: use e.g. 28"),
+        ({"image_size": 30}, "multiple of patch_size=16, got 30: use e.g. 32"),
         ({"text_layers": 2, "cross_attention_layers": (3,)}, r"cross_attention_layers \[3\]"),
         ({"vision_layers": 2, "intermediate_layers": (2,)}, r"intermediate_layers \[2\]"),
     ],
@@ -176,6 +178,7 @@ def test_tiny_model_trains_generates_and_reloads(tiny_dir, tmp_path):
     )
     assert not (tmp_path / "work").exists()  # checkpoints are cleaned up
     val = result.log["val_loss"].dropna()
+    assert result.log["step"].iloc[0] == 0 and val.index[0] == 0  # evaluated before training
     assert val.iloc[0] > 1.0 and result.best_val_loss < 0.25 * val.iloc[0]  # the loss falls
     assert result.steps == 30 and result.trainer == "trainer"
 
@@ -198,3 +201,27 @@ def test_tiny_model_trains_generates_and_reloads(tiny_dir, tmp_path):
 def test_load_finetuned_without_adapter(tiny_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no LoRA adapter in .*run stage 05_llama_training"):
         load_finetuned(tiny_dir, tmp_path)
+
+
+def test_text_pretraining_changes_only_the_text_weights(tiny_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from cxrlib.reportgen.pretrain import PretrainSettings
+
+    texts = reports(_frame())
+    folder = build_tiny_model(
+        texts, tmp_path / "pre", SMALL, seed=0, progress=False,
+        pretrain=PretrainSettings(steps=12, batch_size=8, lr=3e-3, warmup_steps=1),
+    )  # fmt: skip
+    before = load_file(tiny_dir / "model.safetensors")
+    after = load_file(folder / "model.safetensors")
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any("embed_tokens" in n for n in changed) and any("lm_head" in n for n in changed)
+    # without pixels the vision tower, projector and cross-attention layers are never reached
+    assert not any(
+        "vision_model" in n or "multi_modal_projector" in n or "cross_attn" in n for n in changed
+    )
+    # SMALL's cross-attention layer (index 1) is skipped whole
+    assert not any("language_model" in n and ".layers.1." in n for n in changed)
+    record = json.loads((folder / SPEC_FILE).read_text())
+    assert record["pretrain"]["steps"] == 12 and record["pretrain_final_loss"] < 5.0

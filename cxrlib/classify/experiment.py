@@ -186,7 +186,7 @@ def train_model(
         pos_weight=pos_weight,
         log_path=log_path,
         progress=progress,
-        desc=" + ".join(config.diseases),
+        desc=model_name(config),
     )
     return TrainedModel(model, config, result)
 

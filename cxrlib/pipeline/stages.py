@@ -65,8 +65,19 @@ STAGES: tuple[Stage, ...] = (
         ),
     ),
     Stage(
+        "04_llama_setup",
+        upstream=("01_preprocessing",),
+        outputs=("model.json", "lora_config.json", "zero_shot.csv"),
+    ),
+    Stage(
+        "05_llama_training",
+        # 03: the CNN's findings for guided prompting (guided = True)
+        upstream=("01_preprocessing", "03_cnn_train_test", "04_llama_setup"),
+        outputs=("adapter", "training_log.csv", "loss_curve.png", "generated_reports.csv"),
+    ),
+    Stage(
         "06_results_analysis",
-        upstream=("01_preprocessing", "03_cnn_train_test"),
+        upstream=("01_preprocessing", "03_cnn_train_test", "05_llama_training"),
         outputs=("ce_metrics.csv", "nlg_metrics.csv", "ce_per_finding.csv"),
     ),
 )

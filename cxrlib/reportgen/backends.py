@@ -13,10 +13,12 @@ used, and a missing model is one error saying what to download and where to put 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,25 @@ class LoraSettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (what stage 04 writes as ``lora_config.json``)."""
         return asdict(self)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' informational warnings and its load/save progress bars.
+
+    They go to stderr, which stored notebooks compare; errors still show.
+    """
+    from transformers.utils import logging
+
+    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def unsloth_installed() -> bool:
@@ -200,9 +221,10 @@ def load_model(
     device = resolve_device(device)
     chosen = select_backend(backend, device)
     path = resolve_model_path(model, allow_download=allow_download)
-    if chosen == "unsloth":
-        return _load_unsloth(path, load_in_4bit, gradient_checkpointing)
-    return _load_hf(path, device, load_in_4bit and device == "cuda", gradient_checkpointing)
+    with quiet_transformers():
+        if chosen == "unsloth":
+            return _load_unsloth(path, load_in_4bit, gradient_checkpointing)
+        return _load_hf(path, device, load_in_4bit and device == "cuda", gradient_checkpointing)
 
 
 def _load_unsloth(path: Path, load_in_4bit: bool, gradient_checkpointing: bool) -> LoadedModel:

@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, STUDY_ID
-from .backends import LoadedModel, load_model
+from .backends import LoadedModel, load_model, quiet_transformers
 from .collator import ReportCollator, to_rgb
 from .prompts import conversation_images, prompt_messages
 from .tiny_model import EOT
@@ -38,7 +39,6 @@ def generate_reports(
     A final assistant turn in an item, if any, is ignored: the model sees the prompt only.
     Prompts are left-padded so every sequence ends where generation starts.
     """
-    from tqdm import tqdm
 
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError(
@@ -54,7 +54,8 @@ def generate_reports(
     out: list[str] = []
     n = len(conversations)
     starts = range(0, n, batch_size)
-    for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
+    # mininterval: a few bar updates, not one per batch, in stored notebook outputs
+    for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, mininterval=2.0):
         items = [conversations[i]["messages"] for i in range(start, min(start + batch_size, n))]
         batch = _prompt_batch(processor, items).to(model.device)
         with torch.inference_mode():
@@ -132,8 +133,9 @@ def load_finetuned(
             "05_llama_training first"
         )
     base = load_model(model, backend=backend, device=device, load_in_4bit=load_in_4bit)
-    peft_model = PeftModel.from_pretrained(base.model, adapter, is_trainable=False)
-    processor = AutoProcessor.from_pretrained(adapter, local_files_only=True)
+    with quiet_transformers():
+        peft_model = PeftModel.from_pretrained(base.model, adapter, is_trainable=False)
+        processor = AutoProcessor.from_pretrained(adapter, local_files_only=True)
     return LoadedModel(
         peft_model, processor, base.backend, base.device, base.source, base.quantized_4bit
     )

@@ -14,10 +14,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..atomic import atomic_dir, write_json
+from .prompts import INSTRUCTION, build_conversation
+
+if TYPE_CHECKING:
+    from .pretrain import PretrainSettings
 
 #: Llama-3's special tokens used by the chat format, in the real model's id order.
 BOS, EOS_TEXT = "<|begin_of_text|>", "<|end_of_text|>"
@@ -67,24 +72,24 @@ SPEC_FILE = "tiny_model_spec.json"
 
 @dataclass(frozen=True)
 class TinyModelSpec:
-    """Sizes of the tiny model. Defaults: ~1M parameters, one 112 px tile, 8x8 patches.
+    """Sizes of the tiny model. Defaults: ~1.8M parameters, one 64 px tile, 4x4 patches.
 
     One tile per image (``max_num_tiles=1`` with the single aspect ratio 1:1) because the cached
     images are square and small: four tiles would quadruple the vision cost for padding.
     """
 
-    image_size: int = 112  # tile size in pixels; multiple of patch_size
-    patch_size: int = 14
+    image_size: int = 64  # tile size in pixels; multiple of patch_size
+    patch_size: int = 16
     vision_hidden: int = 64
     vision_layers: int = 4
     vision_global_layers: int = 2
     vision_heads: int = 4
     intermediate_layers: tuple[int, ...] = (1, 3)
     text_hidden: int = 128
-    text_layers: int = 4
+    text_layers: int = 6  # self-attention and cross-attention layers together
     text_heads: int = 4
     text_kv_heads: int = 2
-    cross_attention_layers: tuple[int, ...] = (1, 3)
+    cross_attention_layers: tuple[int, ...] = (2, 5)
     vocab_size: int = 1024  # BPE vocabulary incl. special tokens, without <|image|>
     max_position_embeddings: int = 2048
 
@@ -208,25 +213,32 @@ def tiny_config(spec: TinyModelSpec, tokenizer):
 
 
 def build_tiny_model(
-    texts: Iterable[str],
+    reports: Iterable[str],
     out_dir: str | os.PathLike[str],
     spec: TinyModelSpec | None = None,
     *,
+    instruction: str = INSTRUCTION,
     seed: int = 0,
+    pretrain: PretrainSettings | None = None,
+    progress: bool = True,
 ) -> Path:
-    """Train the tokenizer on ``texts``, build the model, save everything into ``out_dir``.
+    """Train the tokenizer, build the model, optionally pre-train its text, save to ``out_dir``.
 
-    The folder holds ``config.json``, ``model.safetensors``, ``generation_config.json``, the
-    tokenizer, processor and chat template files, and :data:`SPEC_FILE`; it is written
-    atomically (complete or absent).
+    The tokenizer learns from the instruction and the ``reports``; pre-training (see
+    :mod:`.pretrain`) reads the text-only conversations instruction -> report. The folder holds
+    ``config.json``, ``model.safetensors``, ``generation_config.json``, the tokenizer, processor
+    and chat template files, and :data:`SPEC_FILE`; it is written atomically.
     """
     from transformers import GenerationConfig, MllamaForConditionalGeneration
 
+    from .backends import quiet_transformers
+    from .pretrain import pretrain_text
+
     spec = spec or TinyModelSpec()
-    texts = [t for t in texts if t]
-    if not texts:
+    reports = [t for t in reports if t]
+    if not reports:
         raise ValueError("the tiny model's tokenizer needs training reports, got none")
-    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    tokenizer = train_tokenizer([f"{instruction}\n{r}" for r in reports], spec.vocab_size)
     processor = build_processor(tokenizer, spec.image_size)
     config = tiny_config(spec, tokenizer)
     with torch.random.fork_rng():
@@ -239,16 +251,30 @@ def build_tiny_model(
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
     )
+    log = None
     with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
+        if pretrain is not None and pretrain.steps > 0:
+            texts = [
+                processor.apply_chat_template(
+                    build_conversation(None, instruction, r), tokenize=False
+                )
+                for r in reports
+            ]
+            log = pretrain_text(
+                model, tokenizer, texts, pretrain, work_dir=tmp / "_work", progress=progress
+            )
+        with quiet_transformers():
+            model.save_pretrained(tmp)
+            processor.save_pretrained(tmp)
         write_json(
             tmp / SPEC_FILE,
             {
                 "spec": asdict(spec),
                 "seed": seed,
-                "n_texts": len(texts),
+                "n_reports": len(reports),
                 "n_parameters": _n_parameters(model),
+                "pretrain": None if pretrain is None else pretrain.to_dict(),
+                "pretrain_final_loss": None if log is None or log.empty else log["loss"].iloc[-1],
             },
         )
     return Path(out_dir)

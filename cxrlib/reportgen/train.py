@@ -14,16 +14,18 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+from tqdm import tqdm
 from transformers import TrainerCallback
 
 from ..atomic import atomic_dir, write_json
-from .backends import LoadedModel
+from .backends import LoadedModel, quiet_transformers
 from .collator import ReportCollator
 
 #: File beside the adapter recording how it was trained.
@@ -45,7 +47,7 @@ class TrainSettings:
     weight_decay: float = 0.001
     lr_scheduler: str = "linear"
     eval_steps: int = 10  # optimizer steps between validation-loss evaluations
-    patience: int = 3  # evaluations without improvement before stopping
+    patience: int = 3  # evaluations without improvement before stopping; 0 = off, keep the last
     max_length: int = 1024  # tokens per conversation (the report end is truncated)
     seed: int = 3407
     mixed_precision: bool = True  # bf16 (or fp16) on CUDA; ignored on the CPU
@@ -55,6 +57,8 @@ class TrainSettings:
         for name in ("max_steps", "batch_size", "grad_accum", "eval_steps", "max_length"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if self.lr <= 0 or self.max_epochs <= 0:
             raise ValueError(
                 "lr and max_epochs must be positive, got "
@@ -107,8 +111,10 @@ def train_adapter(
 ) -> TrainResult:
     """Fine-tune the LoRA adapters of ``loaded.model`` in place; return the log and summary.
 
-    ``work_dir`` holds intermediate checkpoints and is removed at the end; the best adapter
-    (lowest validation loss) is loaded back into the model.
+    With ``patience > 0`` training stops after that many evaluations without a lower
+    validation loss and the best adapter is loaded back; with ``patience == 0`` it runs
+    ``planned_steps`` and keeps the last weights. ``work_dir`` holds intermediate checkpoints
+    and is removed at the end.
     """
     from transformers import EarlyStoppingCallback
 
@@ -116,29 +122,33 @@ def train_adapter(
     kind = trainer_kind(loaded.backend, loaded.device)
     work = Path(work_dir)
     shutil.rmtree(work, ignore_errors=True)
-    trainer = _make_trainer(loaded, train_data, val_data, settings, steps, kind, work)
-    trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=settings.patience))
-    _replace_progress(trainer, progress)
     start = time.perf_counter()
-    try:
-        if loaded.backend == "unsloth":
-            from unsloth import FastVisionModel
+    with quiet_transformers():
+        trainer = _make_trainer(loaded, train_data, val_data, settings, steps, kind, work)
+        if settings.patience > 0:
+            trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=settings.patience))
+        replace_progress(trainer, progress, desc="fine-tuning (LoRA)")
+        try:
+            if loaded.backend == "unsloth":
+                from unsloth import FastVisionModel
 
-            FastVisionModel.for_training(loaded.model)
-        trainer.evaluate()  # validation loss before any update: the curve's starting point
-        trainer.train()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+                FastVisionModel.for_training(loaded.model)
+            # validation loss before any update: the curve's starting point (train() resets
+            # the trainer's log, so it is kept here)
+            initial = {"step": 0, "epoch": 0.0, **trainer.evaluate()}
+            trainer.train()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - start
-    log = training_log(trainer.state.log_history)
     state = trainer.state
-    best = state.best_metric
+    log = training_log([initial, *state.log_history])
+    restored = settings.patience > 0 and state.best_metric is not None
     return TrainResult(
         log=log,
         steps=int(state.global_step),
         planned_steps=steps,
-        best_step=_best_step(state),
-        best_val_loss=None if best is None else float(best),
+        best_step=_best_step(state) if restored else int(state.global_step),
+        best_val_loss=float(state.best_metric) if restored else _last(log, "val_loss"),
         stopped_early=int(state.global_step) < steps,
         seconds=round(seconds, 1),
         trainer=kind,
@@ -159,11 +169,11 @@ def _make_trainer(loaded, train_data, val_data, settings, steps, kind, work):
         max_steps=steps,
         eval_strategy="steps",
         eval_steps=settings.eval_steps,
-        save_strategy="steps",
+        save_strategy="steps" if settings.patience > 0 else "no",
         save_steps=settings.eval_steps,
         save_only_model=True,
         save_total_limit=1,
-        load_best_model_at_end=True,
+        load_best_model_at_end=settings.patience > 0,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=1,
@@ -215,27 +225,26 @@ def _optimizer(device: str) -> str:
     return "adamw_torch"
 
 
-def _replace_progress(trainer: Any, progress: bool) -> None:
+def replace_progress(trainer: Any, progress: bool, desc: str = "training") -> None:
     """One tqdm bar with the latest losses instead of a printed dict per logging step."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     if progress:
-        trainer.add_callback(_LossBar())
+        trainer.add_callback(_LossBar(desc))
 
 
 class _LossBar(TrainerCallback):
     """A tqdm bar over optimizer steps showing the last train/validation loss."""
 
-    def __init__(self) -> None:
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
         self.bar = None
         self.postfix: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=state.max_steps, desc="training", unit="step")
+        self.bar = tqdm(total=state.max_steps, desc=self.desc, unit="step", mininterval=2.0)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -276,28 +285,38 @@ def save_adapter(
     loaded: LoadedModel, out_dir: str | os.PathLike[str], metadata: dict[str, Any] | None = None
 ) -> Path:
     """Save the LoRA adapter + processor (+ ``training.json``) atomically into ``out_dir``."""
-    with atomic_dir(out_dir) as tmp:
+    backend = getattr(loaded.tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        # the collator's per-call truncation/padding stick to a fast tokenizer and would be
+        # saved as its defaults (a reloaded processor then warns on every call)
+        backend.no_truncation()
+        backend.no_padding()
+    with atomic_dir(out_dir) as tmp, quiet_transformers():
         loaded.model.save_pretrained(tmp)
         loaded.processor.save_pretrained(tmp)
         write_json(tmp / TRAINING_FILE, metadata or {})
     return Path(out_dir)
 
 
-def loss_curve_figure(log: pd.DataFrame, *, best_step: int | None = None):
-    """Training and validation loss against the optimizer step."""
+def loss_curve_figure(logs: Mapping[str, pd.DataFrame] | pd.DataFrame):
+    """Training and validation loss against the optimizer step, one colour per run."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    train = log.dropna(subset=["train_loss"])
-    val = log.dropna(subset=["val_loss"])
-    ax.plot(train["step"], train["train_loss"], label="train", lw=1)
-    ax.plot(val["step"], val["val_loss"], "o-", label="validation", ms=4)
-    if best_step is not None:
-        ax.axvline(best_step, color="grey", ls="--", lw=1, label=f"best (step {best_step})")
+    if isinstance(logs, pd.DataFrame):
+        logs = {"": logs}
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for i, (name, log) in enumerate(logs.items()):
+        color = f"C{i}"
+        label = f"{name} " if name else ""
+        train = log.dropna(subset=["train_loss"])
+        val = log.dropna(subset=["val_loss"])
+        ax.plot(train["step"], train["train_loss"], color=color, lw=1, alpha=0.6,
+                label=f"{label}train")  # fmt: skip
+        ax.plot(val["step"], val["val_loss"], "o-", color=color, ms=4, label=f"{label}validation")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy loss (report tokens)")
+    ax.set_ylabel("cross-entropy (report tokens)")
     ax.set_title("LoRA fine-tuning")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

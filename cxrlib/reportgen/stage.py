@@ -1,0 +1,323 @@
+"""Stages 04 (Llama setup) and 05 (Llama training): upstream files in, artifacts out.
+
+The notebooks ``04_llama_setup`` and ``05_llama_training`` call these so that each cell stays
+a line or two. File names and schemas: docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .. import preprocessing
+from ..atomic import write_csv, write_json
+from ..images import ImageCache
+from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, SPLITS
+from ..paths import stage_dir
+from .backends import LoadedModel, LoraSettings, add_lora, load_model, resolve_model_path
+from .dataset import ConversationDataset, check_report_samples, reports
+from .generate import compare_models, generate_reports, generation_frame, load_finetuned
+from .pretrain import PretrainSettings
+from .prompts import INSTRUCTION
+from .tiny_model import TinyModelSpec, build_tiny_model
+from .train import TrainResult, TrainSettings, save_adapter, train_adapter
+
+SETUP_STAGE, TRAINING_STAGE = "04_llama_setup", "05_llama_training"
+CNN_STAGE = "03_cnn_train_test"
+#: Value of the ``model`` parameter that builds the offline tiny model.
+TINY = "tiny"
+MODEL_DIR, MODEL_FILE, LORA_FILE, ZERO_SHOT_FILE = (
+    "model",
+    "model.json",
+    "lora_config.json",
+    "zero_shot.csv",
+)
+ADAPTER_DIRS = {False: "adapter", True: "adapter_guided"}
+LOG_FILES = {False: "training_log.csv", True: "training_log_guided.csv"}
+CURVE_FILE = "loss_curve.png"
+GENERATED_FILES = {False: "generated_reports.csv", True: "generated_reports_guided.csv"}
+RELOAD_FILE = "reload_check.json"
+
+_PARTS = ("vision_model", "multi_modal_projector", "language_model", "lm_head")
+
+
+def report_samples(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Stage 01's report samples (ids as strings, absent sections as '')."""
+    path = stage_dir(run_dir, preprocessing.STAGE) / preprocessing.REPORT_SAMPLES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: run stage {preprocessing.STAGE} first "
+            f"(python run_all.py --until {preprocessing.STAGE}) with the same run_dir"
+        )
+    frame = pd.read_csv(path, dtype={DICOM_ID: str}, keep_default_na=False)
+    check_report_samples(frame, str(path))
+    return frame
+
+
+def image_cache(run_dir: str | os.PathLike[str]) -> ImageCache:
+    """Stage 01's preprocessed images."""
+    return ImageCache.open(stage_dir(run_dir, preprocessing.STAGE) / preprocessing.CACHE_DIR)
+
+
+def split(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
+    """Rows of ``frame`` in the given MIMIC splits, in file order."""
+    unknown = [n for n in names if n not in SPLITS]
+    if unknown:
+        raise ValueError(f"split names must be among {list(SPLITS)}, got {unknown}")
+    return frame[frame[SPLIT_COLUMN].isin(names)].reset_index(drop=True)
+
+
+def split_counts(frame: pd.DataFrame) -> pd.Series:
+    """Report samples per split, in MIMIC's split order."""
+    return frame.groupby(SPLIT_COLUMN).size().reindex(list(SPLITS), fill_value=0).rename("pairs")
+
+
+def prepare_model(
+    model: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    train_reports: Sequence[str] = (),
+    spec: TinyModelSpec | None = None,
+    pretrain: PretrainSettings | None = None,
+    seed: int = 0,
+    allow_download: bool = False,
+    progress: bool = True,
+) -> Path:
+    """The model folder stage 05 loads: the tiny model built into ``out_dir/model``, or the
+    local folder holding the real model (found offline unless ``allow_download``)."""
+    if model == TINY:
+        return build_tiny_model(
+            train_reports,
+            Path(out_dir) / MODEL_DIR,
+            spec,
+            seed=seed,
+            pretrain=pretrain,
+            progress=progress,
+        )
+    return resolve_model_path(model, allow_download=allow_download)
+
+
+def write_setup(
+    out_dir: str | os.PathLike[str],
+    *,
+    model: str,
+    model_path: str | os.PathLike[str],
+    loaded: LoadedModel,
+    lora: LoraSettings,
+    load_in_4bit: bool,
+) -> list[Path]:
+    """``model.json`` (what stage 05 loads, and how) and ``lora_config.json``."""
+    out = Path(out_dir)
+    path = Path(model_path)
+    inside = path.resolve().is_relative_to(out.resolve())
+    record = {
+        "model": model,
+        # relative to this stage folder when built here, so a moved run folder still works
+        "path": path.resolve().relative_to(out.resolve()).as_posix() if inside else str(path),
+        "backend": loaded.backend,
+        "device": loaded.device,
+        "load_in_4bit": load_in_4bit,
+    }
+    return [write_json(out / MODEL_FILE, record), write_json(out / LORA_FILE, lora.to_dict())]
+
+
+def read_setup(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], LoraSettings]:
+    """Stage 04's model record (``path`` made absolute) and LoRA settings."""
+    folder = stage_dir(run_dir, SETUP_STAGE)
+    for name in (MODEL_FILE, LORA_FILE):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"{folder / name} not found: run stage {SETUP_STAGE} first "
+                f"(python run_all.py --until {SETUP_STAGE}) with the same run_dir"
+            )
+    record = json.loads((folder / MODEL_FILE).read_text())
+    path = Path(record["path"])
+    record["path"] = str(path if path.is_absolute() else folder / path)
+    lora = LoraSettings(**json.loads((folder / LORA_FILE).read_text()))
+    return record, lora
+
+
+def parameter_table(model: torch.nn.Module) -> pd.DataFrame:
+    """Parameters per part of the model (vision tower, projector, language model, LM head)."""
+    rows = {part: {"parameters": 0, "trainable": 0} for part in (*_PARTS, "other")}
+    for name, param in model.named_parameters():
+        part = next((p for p in _PARTS if f"{p}." in f"{name}." or name.startswith(p)), "other")
+        rows[part]["parameters"] += param.numel()
+        rows[part]["trainable"] += param.numel() if param.requires_grad else 0
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table = table[table["parameters"] > 0]
+    table.loc["total"] = table.sum()
+    table["trainable %"] = (100 * table["trainable"] / table["parameters"]).round(2)
+    return table
+
+
+def lora_table(lora: LoraSettings, target_modules: str, adapted: Sequence[str]) -> pd.DataFrame:
+    """The LoRA configuration as a two-column table (setting, value)."""
+    rows = {**asdict(lora), "target_modules (regex)": target_modules}
+    rows["adapted Linear layers"] = len(adapted)
+    return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
+
+
+def render_conversation(processor: Any, conversation: Mapping[str, Any]) -> str:
+    """The conversation as the model reads it (chat template applied, before tokenisation)."""
+    return processor.apply_chat_template(list(conversation["messages"]), tokenize=False)
+
+
+def token_count(processor: Any, text: str) -> int:
+    """Tokens of ``text`` (special tokens written in the text count as one)."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def datasets(
+    samples: pd.DataFrame,
+    cache: ImageCache,
+    instructions: str | Mapping[str, str],
+    *,
+    augment: bool = False,
+) -> tuple[ConversationDataset, ConversationDataset]:
+    """(training, validation) conversations with reports."""
+    train = ConversationDataset(
+        split(samples, "train"), cache, instructions=instructions, augment=augment
+    )
+    val = ConversationDataset(split(samples, "validate"), cache, instructions=instructions)
+    return train, val
+
+
+def write_generated(out_dir: str | os.PathLike[str], table: pd.DataFrame, *, guided: bool) -> Path:
+    """``generated_reports.csv`` (or ``_guided``) atomically."""
+    return write_csv(Path(out_dir) / GENERATED_FILES[guided], table)
+
+
+def tiny_spec(
+    *,
+    image_size: int,
+    patch_size: int,
+    vocab_size: int,
+    text_hidden: int,
+    text_layers: int,
+    vision_hidden: int,
+    vision_layers: int,
+) -> TinyModelSpec:
+    """The tiny model's sizes from the notebook's parameters; layer roles follow the real model.
+
+    Every third text layer is a cross-attention layer (the real model: every fifth of 40);
+    the vision tower hands every second local layer's output to the projector.
+    """
+    if text_layers < 3 or vision_layers < 2:
+        raise ValueError(
+            "the tiny model needs tiny_text_layers >= 3 and tiny_vision_layers >= 2, got "
+            f"{text_layers} and {vision_layers}"
+        )
+    return TinyModelSpec(
+        image_size=image_size,
+        patch_size=patch_size,
+        vocab_size=vocab_size,
+        text_hidden=text_hidden,
+        text_layers=text_layers,
+        cross_attention_layers=tuple(range(2, text_layers, 3)),
+        vision_hidden=vision_hidden,
+        vision_layers=vision_layers,
+        intermediate_layers=tuple(range(1, vision_layers, 2)),
+    )
+
+
+def fine_tune(
+    record: Mapping[str, Any],
+    lora: LoraSettings,
+    samples: pd.DataFrame,
+    cache: ImageCache,
+    settings: TrainSettings,
+    out_dir: str | os.PathLike[str],
+    *,
+    instructions: str | Mapping[str, str] = INSTRUCTION,
+    guided: bool = False,
+    gradient_checkpointing: bool = False,
+    progress: bool = True,
+) -> tuple[LoadedModel, TrainResult]:
+    """Load stage 04's model, add its LoRA, train on the training split with validation loss,
+    save the adapter + processor and the training log; return the trained model and result."""
+    loaded = load_model(
+        record["path"],
+        backend=record["backend"],
+        device=record["device"],
+        load_in_4bit=record["load_in_4bit"],
+        gradient_checkpointing=gradient_checkpointing,
+    )
+    loaded = add_lora(loaded, lora)
+    train_data, val_data = datasets(samples, cache, instructions, augment=settings.augment)
+    out = Path(out_dir)
+    result = train_adapter(
+        loaded, train_data, val_data, settings, work_dir=out / ".checkpoints", progress=progress
+    )
+    write_csv(out / LOG_FILES[guided], result.log)
+    save_adapter(
+        loaded,
+        out / ADAPTER_DIRS[guided],
+        {
+            "model": dict(record),
+            "lora": lora.to_dict(),
+            "training": asdict(settings),
+            "result": result.summary(),
+            "guided": guided,
+        },
+    )
+    return loaded, result
+
+
+def generate_table(
+    loaded: LoadedModel,
+    frame: pd.DataFrame,
+    cache: ImageCache,
+    *,
+    instructions: str | Mapping[str, str] = INSTRUCTION,
+    batch_size: int = 8,
+    max_new_tokens: int = 128,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """``study_id,dicom_id,split,reference,generated`` for the rows of ``frame``."""
+    prompts = ConversationDataset(frame, cache, instructions=instructions, with_report=False)
+    texts = generate_reports(
+        loaded, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress
+    )
+    return generation_frame(frame, reports(frame), texts)
+
+
+def reload_check(
+    loaded: LoadedModel,
+    record: Mapping[str, Any],
+    adapter_dir: str | os.PathLike[str],
+    frame: pd.DataFrame,
+    cache: ImageCache,
+    expected: Sequence[str],
+    *,
+    batch_size: int = 8,
+    max_new_tokens: int = 128,
+) -> dict[str, Any]:
+    """Reload base model + saved adapter from disk; compare logits and regenerated reports
+    with the in-memory model on the rows of ``frame`` (``expected``: its reports from it)."""
+    reloaded = load_finetuned(
+        record["path"],
+        adapter_dir,
+        backend=record["backend"],
+        device=record["device"],
+        load_in_4bit=record["load_in_4bit"],
+    )
+    with_reports = ConversationDataset(frame, cache)
+    diff = compare_models(loaded, reloaded, [with_reports[i] for i in range(len(frame))])
+    again = generate_table(
+        reloaded, frame, cache, batch_size=batch_size, max_new_tokens=max_new_tokens,
+        progress=False,
+    )["generated"].tolist()  # fmt: skip
+    return {
+        "images": len(frame),
+        "max_abs_logit_difference": diff,
+        "same_reports": again == list(expected),
+    }
