@@ -2,7 +2,8 @@
 
 Modules, one job each: ``prompts`` (instruction and conversation format), ``guidance``
 (classifier-guided instructions from stage 03), ``tiny_model`` (the offline tiny model),
-``backends`` (Unsloth / transformers selection, model loading, LoRA), ``dataset``
-(stage 01's report samples as conversations), ``collator`` (label masking), ``train`` (LoRA
-fine-tuning with early stopping), ``generate`` (greedy batched generation, reload checks).
+``pretrain`` (its text-only pre-training), ``backends`` (Unsloth / transformers selection,
+offline model loading, LoRA), ``dataset`` (stage 01's report samples as conversations),
+``collator`` (label masking), ``train`` (LoRA fine-tuning with early stopping), ``generate``
+(greedy batched generation, reload checks), ``stage`` (what notebooks 04 and 05 call).
 """
