@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cxrlib.mimic.layout import POSITIVE, STUDY_ID_RANGE, SUBJECT_ID_RANGE
+from cxrlib.mimic.layout import POSITIVE, STUDY_ID_RANGE, SUBJECT_ID_RANGE, VIEW_POSITIONS
 from cxrlib.mimic.synth import labels as lab
 
 # generator streams: one per purpose so adding draws to one never shifts another
@@ -21,19 +21,9 @@ STREAM_IDS, STREAM_SUBJECT, STREAM_SPLIT, STREAM_RENDER, STREAM_ANATOMY, STREAM_
 
 _STUDIES_PER_SUBJECT = np.array([0.42, 0.24, 0.15, 0.11, 0.08])
 _SETTING_OTHER = 0.05
-_RARE_VIEWS: tuple[str, ...] = (
-    "LPO",
-    "RAO",
-    "RPO",
-    "LAO",
-    "AP AXIAL",
-    "XTABLE LATERAL",
-    "AP LLD",
-    "PA LLD",
-    "L5 S1",
-    "SWIMMERS",
-    "AP RLD",
-    "PA RLD",
+#: Oblique, decubitus and other rare views: layout's list less the four common ones.
+_RARE_VIEWS: tuple[str, ...] = tuple(
+    v for v in VIEW_POSITIONS if v not in ("AP", "PA", "LATERAL", "LL")
 )
 MISSING_VIEW_SHARE = 0.03
 MONOCHROME1_SHARE = 0.15
