@@ -9,7 +9,7 @@ import torch
 from fixtures_classify import DISEASES, SIZE, build
 
 from cxrlib import preprocessing
-from cxrlib.classify import experiment, stage
+from cxrlib.classify import evaluate, experiment, stage
 from cxrlib.classify.train import TrainConfig, load_checkpoint
 
 
@@ -84,3 +84,21 @@ def test_gradcam_examples_give_one_overlay_per_picked_image(models):
     assert len(images) == len(titles) == 2 * 2 * 2  # findings x kinds x examples
     assert images[0].shape == (SIZE, SIZE, 3) and images[0].dtype == np.uint8
     assert titles[0].startswith("Edema\nTP p=")
+
+
+def test_metrics_display_keeps_the_headline_columns_in_file_order():
+    metrics = pd.DataFrame([dict.fromkeys(evaluate.METRICS_COLUMNS, 0.12345)])
+    shown = stage.metrics_display(metrics)
+    assert list(shown.columns) == [
+        "accuracy",
+        "f1",
+        "auc",
+        "auc_ci_low",
+        "auc_ci_high",
+        "threshold",
+        "accuracy_at_0_5",
+        "f1_at_0_5",
+        "n_test",
+        "cases_test",
+    ]
+    assert shown.index.name == "disease" and shown.iloc[0, 0] == 0.123

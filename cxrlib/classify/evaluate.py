@@ -27,26 +27,30 @@ from cxrlib.mimic.layout import SPLIT_COLUMN, SUBJECT_ID
 
 #: The paper's fixed decision threshold, reported beside the validation-chosen one.
 DEFAULT_THRESHOLD = 0.5
-#: Columns of ``metrics.csv`` (03_cnn_train_test), in order.
-METRICS_COLUMNS: tuple[str, ...] = (
-    "disease",
-    "accuracy",
-    "f1",
-    "auc",
-    "auc_ci_low",
-    "auc_ci_high",
-    "threshold",
-    "accuracy_at_0_5",
-    "f1_at_0_5",
-    "precision",
-    "recall",
-    "specificity",
-    "brier",
-    "n_test",
-    "cases_test",
-    "n_subjects_test",
-    "note",
+#: Columns of ``metrics.csv`` (03_cnn_train_test), in order, each with whether the stage-03
+#: headline table shows it (the others stay in the file only).
+_METRICS_SPEC: tuple[tuple[str, bool], ...] = (
+    ("disease", True),
+    ("accuracy", True),
+    ("f1", True),
+    ("auc", True),
+    ("auc_ci_low", True),
+    ("auc_ci_high", True),
+    ("threshold", True),
+    ("accuracy_at_0_5", True),
+    ("f1_at_0_5", True),
+    ("precision", False),
+    ("recall", False),
+    ("specificity", False),
+    ("brier", False),
+    ("n_test", True),
+    ("cases_test", True),
+    ("n_subjects_test", False),
+    ("note", False),
 )
+METRICS_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _METRICS_SPEC)
+#: The subset of ``METRICS_COLUMNS`` that stage 03 displays, in file order.
+HEADLINE_METRICS_COLUMNS: tuple[str, ...] = tuple(name for name, shown in _METRICS_SPEC if shown)
 
 
 def _as_arrays(labels: Sequence[float], probs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ import torch
 
 from cxrlib import preprocessing
 from cxrlib.atomic import atomic_path, write_csv
+from cxrlib.classify.evaluate import HEADLINE_METRICS_COLUMNS
 from cxrlib.classify.experiment import (
     TrainedModel,
     check_cohort,
@@ -189,17 +190,4 @@ def gradcam_examples(
 
 def metrics_display(metrics: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """The headline columns of ``metrics.csv``, rounded, indexed by finding."""
-    columns = [
-        "disease",
-        "accuracy",
-        "f1",
-        "auc",
-        "auc_ci_low",
-        "auc_ci_high",
-        "threshold",
-        "accuracy_at_0_5",
-        "f1_at_0_5",
-        "n_test",
-        "cases_test",
-    ]
-    return metrics[columns].set_index("disease").round(digits)
+    return metrics[list(HEADLINE_METRICS_COLUMNS)].set_index("disease").round(digits)
