@@ -108,7 +108,7 @@ def build_cohort(
     frames = [_disease_cohort(pa, disease) for disease in diseases]
     cohort = pd.concat(frames, ignore_index=True)
     cohort[layout.PATH] = _image_paths(mimic, cohort, require_images=require_images)
-    cohort = _attach_splits(cohort, subject_splits)
+    cohort[layout.SPLIT_COLUMN] = subject_split_of(cohort, subject_splits, rows="cohort rows")
     check_patient_disjoint(cohort)
     cohort = cohort.loc[:, list(COHORT_COLUMNS)]
     return CohortResult(cohort, subject_splits, count_cohort(cohort, diseases), id_report)
@@ -355,16 +355,23 @@ def official_subject_splits(mimic: MimicCxr, subjects: np.ndarray) -> pd.DataFra
     return frame.astype({layout.SUBJECT_ID: "int64", layout.SPLIT_COLUMN: str})
 
 
-def _attach_splits(frame: pd.DataFrame, subject_splits: pd.DataFrame) -> pd.DataFrame:
+def subject_split_of(
+    frame: pd.DataFrame, subject_splits: pd.DataFrame, *, rows: str = "rows"
+) -> pd.Series:
+    """The split of each row's subject (str, aligned with ``frame``): every table of a run takes
+    its split from the one subject split, so no subject can land in two splits.
+
+    ``rows`` names what the rows are in the error raised when a subject has no split.
+    """
     lookup = subject_splits.set_index(layout.SUBJECT_ID)[layout.SPLIT_COLUMN]
     split = frame[layout.SUBJECT_ID].map(lookup)
     if split.isna().any():
         subject = frame.loc[split.isna(), layout.SUBJECT_ID].iloc[0]
         raise ValueError(
-            f"subject {subject} has no entry in the subject split ({int(split.isna().sum())} "
-            "rows); compute the split from the same data root"
+            f"subject {subject} (and {int(split.isna().sum()) - 1} more {rows}) has no split "
+            "in subject_splits; compute the split from the same data root (build_cohort)"
         )
-    return frame.assign(**{layout.SPLIT_COLUMN: split.astype(str)})
+    return split.astype(str)
 
 
 def check_patient_disjoint(frame: pd.DataFrame) -> None:

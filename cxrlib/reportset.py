@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import pandas as pd
 from tqdm import tqdm
 
-from cxrlib.cohort import check_patient_disjoint, order_images
+from cxrlib.cohort import check_patient_disjoint, order_images, subject_split_of
 from cxrlib.mimic import layout
 from cxrlib.mimic.sections import extract_findings_impression
 from cxrlib.mimic.tables import MimicCxr
@@ -115,12 +115,4 @@ def _lookup_splits(studies: pd.DataFrame, subject_splits: pd.DataFrame) -> list[
             f"subject_splits: split must be one of {list(layout.SPLITS)}, got "
             f"{subject_splits.loc[unknown, layout.SPLIT_COLUMN].iloc[0]!r}"
         )
-    lookup = subject_splits.set_index(layout.SUBJECT_ID)[layout.SPLIT_COLUMN]
-    split = studies[layout.SUBJECT_ID].map(lookup)
-    if split.isna().any():
-        subject = studies.loc[split.isna(), layout.SUBJECT_ID].iloc[0]
-        raise ValueError(
-            f"subject {subject} (and {int(split.isna().sum()) - 1} more PA studies) has no split "
-            "in subject_splits; compute the split from the same data root (build_cohort)"
-        )
-    return [str(s) for s in split]
+    return list(subject_split_of(studies, subject_splits, rows="PA studies"))

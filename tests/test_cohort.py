@@ -19,6 +19,7 @@ from cxrlib.cohort import (
     check_patient_disjoint,
     main,
     random_subject_splits,
+    subject_split_of,
 )
 from cxrlib.mimic import layout
 
@@ -205,6 +206,15 @@ def test_official_split_with_a_subject_in_two_splits(tmp_path: Path) -> None:
     root = write_root(tmp_path / "root", studies)
     with pytest.raises(ValueError, match=rf"subject {S1} has images in several splits.*leak"):
         build_cohort(root, diseases=[PNEUMONIA], split_source="official")
+
+
+def test_subject_split_of_looks_up_each_row_and_names_a_missing_subject() -> None:
+    splits = pd.DataFrame({layout.SUBJECT_ID: [S1, S2], layout.SPLIT_COLUMN: ["train", "test"]})
+    frame = pd.DataFrame({layout.SUBJECT_ID: [S2, S1, S2]}, index=[5, 6, 7])
+    split = subject_split_of(frame, splits)
+    assert split.to_dict() == {5: "test", 6: "train", 7: "test"}
+    with pytest.raises(ValueError, match=rf"subject {S3} \(and 1 more images\) has no split"):
+        subject_split_of(pd.DataFrame({layout.SUBJECT_ID: [S1, S3, S3]}), splits, rows="images")
 
 
 def test_check_patient_disjoint() -> None:
