@@ -51,39 +51,57 @@ class SynthSummary:
         return out
 
 
-def _arguments(
-    subjects: int, seed: int, min_size: int, max_size: int, prevalence: str
-) -> dict[str, int | str]:
-    arguments: dict[str, int | str] = {
-        "generator_version": GENERATOR_VERSION,
-        "subjects": subjects,
-        "seed": seed,
-        "min_size": min_size,
-        "max_size": max_size,
-    }
-    if prevalence != "mimic":  # keeps the records of MIMIC-rate releases as they were
-        arguments["prevalence"] = prevalence
-    return arguments
+@dataclass(frozen=True)
+class _Settings:
+    """The arguments that decide a release's bytes, held once: validated, recorded in the
+    marker, compared on reuse and spelled into the cache folder's name from this record."""
 
+    subjects: int
+    seed: int
+    min_size: int
+    max_size: int
+    prevalence: str
 
-def _validate(subjects: int, seed: int, min_size: int, max_size: int, prevalence: str) -> None:
-    if prevalence not in labels.PREVALENCES:
-        raise ValueError(
-            f"prevalence must be one of {list(labels.PREVALENCES)}, got {prevalence!r}"
-        )
-    for name, value in (("subjects", subjects), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-    if subjects < 1:
-        raise ValueError(f"subjects must be at least 1, got {subjects}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    low, high = SIZE_LIMITS
-    if not (low <= min_size <= max_size <= high):
-        raise ValueError(
-            f"image sizes must satisfy {low} <= min_size <= max_size <= {high}, got "
-            f"min_size={min_size}, max_size={max_size}; pass e.g. --min-size 512 --max-size 1024"
-        )
+    def validate(self) -> None:
+        """Raise a ValueError naming the first bad argument."""
+        if self.prevalence not in labels.PREVALENCES:
+            raise ValueError(
+                f"prevalence must be one of {list(labels.PREVALENCES)}, got {self.prevalence!r}"
+            )
+        for name, value in (("subjects", self.subjects), ("seed", self.seed)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if self.subjects < 1:
+            raise ValueError(f"subjects must be at least 1, got {self.subjects}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
+        low, high = SIZE_LIMITS
+        if not (low <= self.min_size <= self.max_size <= high):
+            raise ValueError(
+                f"image sizes must satisfy {low} <= min_size <= max_size <= {high}, got "
+                f"min_size={self.min_size}, max_size={self.max_size}; "
+                "pass e.g. --min-size 512 --max-size 1024"
+            )
+
+    def arguments(self) -> dict[str, int | str]:
+        """The marker's ``arguments`` record (with the generator version)."""
+        arguments: dict[str, int | str] = {
+            "generator_version": GENERATOR_VERSION,
+            "subjects": self.subjects,
+            "seed": self.seed,
+            "min_size": self.min_size,
+            "max_size": self.max_size,
+        }
+        if self.prevalence != "mimic":  # keeps the records of MIMIC-rate releases as they were
+            arguments["prevalence"] = self.prevalence
+        return arguments
+
+    def cache_root(self) -> Path:
+        """The release's folder in the project cache."""
+        name = f"mimic-cxr-n{self.subjects}-s{self.seed}-{self.min_size}-{self.max_size}"
+        if self.prevalence != "mimic":
+            name += f"-{self.prevalence}"
+        return cache_dir() / "synthetic" / name
 
 
 def read_marker(root: Path) -> dict[str, object] | None:
@@ -160,9 +178,16 @@ def generate(
     ``prevalence`` is ``"mimic"`` (the release's label rates) or ``"enriched"`` (the six paper
     findings mentioned in most studies, for usable cohorts at demo scale; see ``labels``).
     """
-    _validate(subjects, seed, min_size, max_size, prevalence)
-    out = Path(out_dir)
-    arguments = _arguments(subjects, seed, min_size, max_size, prevalence)
+    settings = _Settings(subjects, seed, min_size, max_size, prevalence)
+    return _generate(Path(out_dir), settings, progress=progress, workers=workers)
+
+
+def _generate(
+    out: Path, settings: _Settings, *, progress: bool, workers: int | None
+) -> SynthSummary:
+    """``generate`` on one settings record (what ``ensure_synthetic`` calls too)."""
+    settings.validate()
+    arguments = settings.arguments()
     if out.exists():
         if not out.is_dir():
             raise FileExistsError(f"{out} exists and is not a folder; choose another --out")
@@ -175,26 +200,34 @@ def generate(
                 f"{out} is not empty: it holds {found}, not a complete generation with "
                 f"{arguments}; choose an empty or new folder, or delete it first"
             )
-    plan = cohort.plan_dataset(subjects, seed, min_size, max_size, prevalence)
+    plan = cohort.plan_dataset(
+        settings.subjects,
+        settings.seed,
+        settings.min_size,
+        settings.max_size,
+        settings.prevalence,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         n_studies = sum(len(s.studies) for s in plan)
         bar = tqdm(total=n_studies, unit="study", desc="synthetic MIMIC-CXR", disable=not progress)
         with bar:
-            for done in _render_all(tmp, plan, seed, workers or default_workers(subjects)):
+            for done in _render_all(
+                tmp, plan, settings.seed, workers or default_workers(settings.subjects)
+            ):
                 bar.update(done)
         counts = tables.write_tables(tmp, plan)
         splits = {name: sum(s.split == name for s in plan) for name in layout.SPLITS}
         summary = SynthSummary(
             root=out,
-            subjects=subjects,
+            subjects=settings.subjects,
             studies=n_studies,
             images=counts["record_list"],
-            seed=seed,
-            min_size=min_size,
-            max_size=max_size,
-            prevalence=prevalence,
+            seed=settings.seed,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            prevalence=settings.prevalence,
             chexpert_rows=counts["chexpert"],
             split_subjects=splits,
         )
@@ -241,10 +274,7 @@ def synthetic_root(
     prevalence: str = "mimic",
 ) -> Path:
     """Cache folder of one synthetic release (see ``ensure_synthetic``)."""
-    name = f"mimic-cxr-n{subjects}-s{seed}-{min_size}-{max_size}"
-    if prevalence != "mimic":
-        name += f"-{prevalence}"
-    return cache_dir() / "synthetic" / name
+    return _Settings(subjects, seed, min_size, max_size, prevalence).cache_root()
 
 
 def ensure_synthetic(
@@ -257,19 +287,10 @@ def ensure_synthetic(
     progress: bool = True,
 ) -> Path:
     """Root of a synthetic release in the cache: generated on first use, reused afterwards."""
-    root = synthetic_root(subjects, seed, min_size, max_size, prevalence)
+    settings = _Settings(subjects, seed, min_size, max_size, prevalence)
+    root = settings.cache_root()
     marker = read_marker(root)
-    if marker is not None and marker.get("arguments") != _arguments(
-        subjects, seed, min_size, max_size, prevalence
-    ):
+    if marker is not None and marker.get("arguments") != settings.arguments():
         shutil.rmtree(root)  # made by an older generator version: our own cache, redo it
-    generate(
-        root,
-        subjects,
-        seed,
-        min_size=min_size,
-        max_size=max_size,
-        prevalence=prevalence,
-        progress=progress,
-    )
+    _generate(root, settings, progress=progress, workers=None)
     return root
