@@ -30,6 +30,7 @@ from cxrlib.reportgen.tiny_model import (
     SPEC_FILE,
     TinyModelSpec,
     build_tiny_model,
+    pretraining_pairs,
 )
 
 NORMAL, EFFUSION = "No acute process.", "Large right pleural effusion."
@@ -225,3 +226,56 @@ def test_text_pretraining_changes_only_the_text_weights(tiny_dir, tmp_path):
     assert not any("language_model" in n and ".layers.1." in n for n in changed)
     record = json.loads((folder / SPEC_FILE).read_text())
     assert record["pretrain"]["steps"] == 12 and record["pretrain_final_loss"] < 5.0
+
+
+def test_pretraining_pairs_add_guided_instructions_naming_each_reports_findings():
+    texts = [NORMAL, EFFUSION]
+    assert pretraining_pairs(texts, "Describe.") == [("Describe.", NORMAL), ("Describe.", EFFUSION)]
+    pairs = pretraining_pairs(texts, "Describe.", ["Pleural Effusion", "Cardiomegaly"])
+    assert pairs[:2] == [("Describe.", NORMAL), ("Describe.", EFFUSION)]
+    assert pairs[2:] == [
+        ("Describe. An image classifier suggests none of: pleural effusion, cardiomegaly.", NORMAL),
+        ("Describe. An image classifier suggests: pleural effusion.", EFFUSION),
+    ]
+
+
+def _report_log_likelihood(model, processor, instruction, report):
+    """Summed log-probability of ``report`` after a text-only prompt with ``instruction``."""
+    from cxrlib.reportgen.prompts import build_conversation
+
+    messages = build_conversation(None, instruction, report)
+    full = processor.apply_chat_template(messages, tokenize=False)
+    prompt = processor.apply_chat_template(
+        messages[:-1], tokenize=False, add_generation_prompt=True
+    )
+    tok = processor.tokenizer
+    ids = torch.tensor([tok(full, add_special_tokens=False)["input_ids"]])
+    start = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    with torch.no_grad():
+        logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+    targets = ids[0, 1:]
+    return float(logp[start - 1 :].gather(1, targets[start - 1 :, None]).sum())
+
+
+def test_guided_pretraining_teaches_the_model_to_follow_the_hint(tmp_path):
+    from transformers import AutoProcessor, MllamaForConditionalGeneration
+
+    from cxrlib.reportgen.pretrain import PretrainSettings
+    from cxrlib.reportgen.prompts import INSTRUCTION, guided_instruction, report_text
+
+    folder = build_tiny_model(
+        reports(_frame()), tmp_path / "guided", SMALL, seed=0, progress=False,
+        pretrain=PretrainSettings(steps=60, batch_size=8, lr=3e-3, warmup_steps=4),
+        guidance_findings=["Pleural Effusion"],
+    )  # fmt: skip
+    model = MllamaForConditionalGeneration.from_pretrained(folder, local_files_only=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+    assert json.loads((folder / SPEC_FILE).read_text())["pretrain_guidance_findings"] == [
+        "Pleural Effusion"
+    ]
+    normal, effusion = report_text("", NORMAL), report_text("", EFFUSION)
+    for hint, expected, other in (([], normal, effusion), (["Pleural Effusion"], effusion, normal)):
+        instruction = guided_instruction(hint, ["Pleural Effusion"], INSTRUCTION)
+        right = _report_log_likelihood(model, processor, instruction, expected)
+        wrong = _report_log_likelihood(model, processor, instruction, other)
+        assert right > wrong + 3.0, (hint, right, wrong)  # e^3: 20x more likely

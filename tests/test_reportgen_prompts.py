@@ -162,3 +162,16 @@ def test_conversation_dataset_items():
 def test_conversation_dataset_rejects_wrong_frame():
     with pytest.raises(ValueError, match=r"lacks columns \['impression'\].*report_samples.csv"):
         ConversationDataset(_samples().drop(columns="impression"), _Images([]))
+
+
+def test_stated_findings_keeps_positive_mentions_only():
+    texts = [
+        "FINDINGS: Moderate cardiomegaly. No pleural effusion.",
+        "IMPRESSION: Possible small left pleural effusion. Heart size is normal.",
+        "IMPRESSION: Large right pleural effusion and cardiomegaly.",
+    ]
+    found = guidance.stated_findings(texts, ["Pleural Effusion", "Cardiomegaly"])
+    # uncertain ("possible") and negated mentions are not stated findings; order follows the list
+    assert found == [["Cardiomegaly"], [], ["Pleural Effusion", "Cardiomegaly"]]
+    with pytest.raises(ValueError, match=r"\['Heart Failure'\] are not CheXpert labels"):
+        guidance.stated_findings(texts, ["Heart Failure"])

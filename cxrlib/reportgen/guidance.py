@@ -8,11 +8,12 @@ is predicted when its probability reaches that threshold.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from ..mimic.layout import DICOM_ID
+from ..mimic.layout import CHEXPERT_LABELS, DICOM_ID, POSITIVE
 from .prompts import INSTRUCTION, guided_instruction
 
 PROBS_FILE = "report_image_probs.csv"
@@ -74,3 +75,19 @@ def guided_instructions(
             "re-run stage 03"
         )
     return {d: guided_instruction(predicted[d], findings, instruction) for d in dicom_ids}
+
+
+def stated_findings(report_texts: Sequence[str], findings: Sequence[str]) -> list[list[str]]:
+    """Per report, the ``findings`` it states as present (the project's CheXpert labeler).
+
+    The tiny model's pre-training pairs each training report with a guided instruction naming
+    these, so that it follows classifier hints as an instruction-tuned model does; the labels
+    come from the training reports only.
+    """
+    from ..reporteval.labeler import label_reports
+
+    unknown = [f for f in findings if f not in CHEXPERT_LABELS]
+    if unknown:
+        raise ValueError(f"findings {unknown} are not CheXpert labels (one of {CHEXPERT_LABELS})")
+    labels = label_reports(report_texts)[list(findings)].to_numpy() == POSITIVE
+    return [[f for f, hit in zip(findings, row, strict=True) if hit] for row in labels]

@@ -86,6 +86,7 @@ def prepare_model(
     train_reports: Sequence[str] = (),
     spec: TinyModelSpec | None = None,
     pretrain: PretrainSettings | None = None,
+    guidance_findings: Sequence[str] = (),
     seed: int = 0,
     allow_download: bool = False,
     progress: bool = True,
@@ -99,6 +100,7 @@ def prepare_model(
             spec,
             seed=seed,
             pretrain=pretrain,
+            guidance_findings=guidance_findings,
             progress=progress,
         )
     return resolve_model_path(model, allow_download=allow_download)

@@ -11,7 +11,7 @@ exactly like the real one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..atomic import atomic_dir, write_json
-from .prompts import INSTRUCTION, build_conversation
+from .guidance import stated_findings
+from .prompts import INSTRUCTION, build_conversation, guided_instruction
 
 if TYPE_CHECKING:
     from .pretrain import PretrainSettings
@@ -220,12 +221,16 @@ def build_tiny_model(
     instruction: str = INSTRUCTION,
     seed: int = 0,
     pretrain: PretrainSettings | None = None,
+    guidance_findings: Sequence[str] = (),
     progress: bool = True,
 ) -> Path:
     """Train the tokenizer, build the model, optionally pre-train its text, save to ``out_dir``.
 
     The tokenizer learns from the instruction and the ``reports``; pre-training (see
-    :mod:`.pretrain`) reads the text-only conversations instruction -> report. The folder holds
+    :mod:`.pretrain`) reads the text-only conversations instruction -> report and, with
+    ``guidance_findings``, each report a second time under the guided instruction naming the
+    findings it states (:func:`.guidance.stated_findings`): the real model is instruction-tuned
+    and reads such hints out of the box, a random stand-in only once shown. The folder holds
     ``config.json``, ``model.safetensors``, ``generation_config.json``, the tokenizer, processor
     and chat template files, and :data:`SPEC_FILE`; it is written atomically.
     """
@@ -238,7 +243,8 @@ def build_tiny_model(
     reports = [t for t in reports if t]
     if not reports:
         raise ValueError("the tiny model's tokenizer needs training reports, got none")
-    tokenizer = train_tokenizer([f"{instruction}\n{r}" for r in reports], spec.vocab_size)
+    pairs = pretraining_pairs(reports, instruction, guidance_findings)
+    tokenizer = train_tokenizer([f"{text}\n{r}" for text, r in pairs], spec.vocab_size)
     processor = build_processor(tokenizer, spec.image_size)
     config = tiny_config(spec, tokenizer)
     with torch.random.fork_rng():
@@ -255,10 +261,8 @@ def build_tiny_model(
     with atomic_dir(out_dir) as tmp:
         if pretrain is not None and pretrain.steps > 0:
             texts = [
-                processor.apply_chat_template(
-                    build_conversation(None, instruction, r), tokenize=False
-                )
-                for r in reports
+                processor.apply_chat_template(build_conversation(None, text, r), tokenize=False)
+                for text, r in pairs
             ]
             log = pretrain_text(
                 model, tokenizer, texts, pretrain, work_dir=tmp / "_work", progress=progress
@@ -274,10 +278,26 @@ def build_tiny_model(
                 "n_reports": len(reports),
                 "n_parameters": _n_parameters(model),
                 "pretrain": None if pretrain is None else pretrain.to_dict(),
+                "pretrain_guidance_findings": list(guidance_findings),
                 "pretrain_final_loss": None if log is None or log.empty else log["loss"].iloc[-1],
             },
         )
     return Path(out_dir)
+
+
+def pretraining_pairs(
+    reports: Sequence[str], instruction: str, guidance_findings: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+    """(instruction, report) pairs of the text pre-training: every report under the plain
+    instruction, and again under the guided one naming its own findings when asked."""
+    pairs = [(instruction, r) for r in reports]
+    if guidance_findings:
+        stated = stated_findings(reports, guidance_findings)
+        pairs += [
+            (guided_instruction(found, guidance_findings, instruction), r)
+            for found, r in zip(stated, reports, strict=True)
+        ]
+    return pairs
 
 
 def _open_cross_attention_gates(model: torch.nn.Module, value: float) -> None:
