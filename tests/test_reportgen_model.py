@@ -228,12 +228,10 @@ def test_text_pretraining_changes_only_the_text_weights(tiny_dir, tmp_path):
     assert record["pretrain"]["steps"] == 12 and record["pretrain_final_loss"] < 5.0
 
 
-def test_pretraining_pairs_add_guided_instructions_naming_each_reports_findings():
+def test_pretraining_pairs_use_guided_instructions_naming_each_reports_findings():
     texts = [NORMAL, EFFUSION]
     assert pretraining_pairs(texts, "Describe.") == [("Describe.", NORMAL), ("Describe.", EFFUSION)]
-    pairs = pretraining_pairs(texts, "Describe.", ["Pleural Effusion", "Cardiomegaly"])
-    assert pairs[:2] == [("Describe.", NORMAL), ("Describe.", EFFUSION)]
-    assert pairs[2:] == [
+    assert pretraining_pairs(texts, "Describe.", ["Pleural Effusion", "Cardiomegaly"]) == [
         ("Describe. An image classifier suggests none of: pleural effusion, cardiomegaly.", NORMAL),
         ("Describe. An image classifier suggests: pleural effusion.", EFFUSION),
     ]

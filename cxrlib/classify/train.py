@@ -34,6 +34,9 @@ from cxrlib.classify.zoo import Classifier, create_model
 POS_WEIGHT_MODES: tuple[str, ...] = ("none", "balanced")
 #: Allowed values of ``TrainConfig.monitor`` (the early-stopping metric on validation).
 MONITORS: tuple[str, ...] = ("auc", "loss")
+#: Allowed values of ``TrainConfig.lr_schedule``: a fixed rate (the paper) or cosine decay to 0
+#: over ``max_epochs``, which steadies the last epochs when validation sets are small.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch",
     "train_loss",
@@ -60,6 +63,7 @@ class TrainConfig:
     min_delta: float = 1e-4  # smallest improvement of the monitored metric that counts
     monitor: str = "auc"
     pos_weight: str = "none"  # "balanced" weighs positives by negatives/positives
+    lr_schedule: str = "constant"  # or "cosine" (see LR_SCHEDULES)
     image_size: int = 224
     in_chans: int = 1
     diseases: list[str] = field(default_factory=list)  # one per output logit
@@ -69,6 +73,10 @@ class TrainConfig:
         if self.pos_weight not in POS_WEIGHT_MODES:
             raise ValueError(
                 f"pos_weight must be one of {list(POS_WEIGHT_MODES)}, got {self.pos_weight!r}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}"
             )
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {list(MONITORS)}, got {self.monitor!r}")
@@ -187,6 +195,11 @@ def fit(
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs)
+        if config.lr_schedule == "cosine"
+        else None
+    )
     weight = None
     if config.pos_weight == "balanced":
         if pos_weight is None:
@@ -234,6 +247,8 @@ def fit(
                 "is_best": improved,
             }
         )
+        if schedule is not None:
+            schedule.step()
         bar.set_postfix(loss=f"{train_loss:.3f}", val_auc=f"{val_auc:.3f}")
         if log_path is not None:
             write_csv(log_path, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))

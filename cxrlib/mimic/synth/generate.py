@@ -24,7 +24,7 @@ from cxrlib.mimic.synth import cohort, dicom_writer, labels, phantom, reports, t
 from cxrlib.paths import cache_dir
 
 #: Bump when the output of the same arguments changes, so cached copies are regenerated.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MARKER = "SYNTHETIC-COMPLETE.json"
 SIZE_LIMITS = (32, 4096)
 

@@ -50,7 +50,7 @@ def _effusion(c: Canvas, lesion: Lesion) -> None:
 def _pneumothorax(c: Canvas, lesion: Lesion) -> None:
     for hemi in _sides(c, lesion):
         # wide enough to survive downsampling to 64 px: a rim of 2-8 % of the image width
-        thickness = 0.04 + 0.10 * lesion.strength
+        thickness = 0.035 + 0.09 * lesion.strength
         span = max(hemi.cp - hemi.apex, 0.1)
         local = thickness * np.clip(1.0 - (c.v - hemi.apex) / (0.85 * span), 0.15, 1.0)
         rim = hemi.mask * p.soft(local - hemi.edge, 0.004)
@@ -66,7 +66,7 @@ def _consolidation(c: Canvas, lesion: Lesion) -> None:
     for hemi in _sides(c, lesion):
         cu, cv = hemi.zones[lesion.zone or "lower"]
         cu, cv = cu + rng.normal(0, 0.015), cv + rng.normal(0, 0.015)
-        rx = 0.05 + 0.07 * lesion.strength
+        rx = 0.055 + 0.07 * lesion.strength
         ry = rx * rng.uniform(0.7, 1.0)
         r = np.hypot((c.u - cu) / rx, (c.v - cv) / ry) + 0.3 * p.lowfreq(rng, c.shape, 6)
         fill = p.soft(1.0 - r, 0.25) * hemi.mask
@@ -75,7 +75,7 @@ def _consolidation(c: Canvas, lesion: Lesion) -> None:
             tube = np.zeros(c.shape, dtype=np.float32)
             c.line([hemi.hilum, end], 0.0035, 1.0, layer=tube)
             c.density -= 0.12 * lesion.strength * tube * fill
-        c.air *= 1.0 - (0.55 + 0.4 * lesion.strength) * fill
+        c.air *= 1.0 - (0.62 + 0.35 * lesion.strength) * fill
 
 
 def _patches(c: Canvas, hemi: Hemithorax, zone: str, amount: float) -> None:
@@ -109,15 +109,16 @@ def _atelectasis(c: Canvas, lesion: Lesion) -> None:
     for hemi in _sides(c, lesion):
         cu, lower_v = hemi.zones["lower"]
         cv = lower_v + 0.04 - rng.uniform(0.0, 0.04)
-        length = 0.08 + 0.12 * lesion.strength
-        thick = 0.006 + 0.010 * lesion.strength
+        # thick enough to survive downsampling to 64 px: a band of 1-2 % of the image height
+        length = 0.10 + 0.14 * lesion.strength
+        thick = 0.010 + 0.014 * lesion.strength
         tilt = rng.normal(0, 0.15)
         along = (c.u - cu) * np.cos(tilt) + (c.v - cv) * np.sin(tilt)
         perp = -(c.u - cu) * np.sin(tilt) + (c.v - cv) * np.cos(tilt)
         band = np.exp(-((perp / thick) ** 2)) * p.soft(length / 2 - np.abs(along), 0.02)
         c.air *= 1.0 - (0.55 + 0.35 * lesion.strength) * band * hemi.mask
         crowding = p.soft(c.v - (cv - 0.05), 0.05) * hemi.mask
-        c.air *= 1.0 - 0.15 * lesion.strength * crowding
+        c.air *= 1.0 - 0.2 * lesion.strength * crowding
 
 
 def _edema(c: Canvas, lesion: Lesion) -> None:

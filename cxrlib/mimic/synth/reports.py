@@ -173,6 +173,7 @@ _NEGATION_NAMES: dict[str, list[str]] = {
     "Fracture": ["displaced rib fracture", "acute fracture"],
     "Pleural Other": ["pleural thickening"],
 }
+_PLURAL_NAMES = frozenset({"suspicious pulmonary nodules"})  # "There are no ..."
 _NEGATIVE_SENTENCES: dict[str, list[str]] = {
     "Cardiomegaly": [
         "Heart size is normal.",
@@ -236,7 +237,8 @@ def _sentences(study: StudyPlan, rng: np.random.Generator) -> list[str]:
         else:
             text = "No " + ", ".join(names[:-1]) + f", or {names[-1]}."
         if rng.random() < 0.4:
-            text = "There is " + text[0].lower() + text[1:]
+            verb = "There are " if names[0] in _PLURAL_NAMES else "There is "
+            text = verb + text[0].lower() + text[1:]
         out.append(text)
     return out
 
