@@ -38,6 +38,21 @@ def test_loss_decreases_on_a_tiny_set():
     assert list(result.history.columns) == list(train.HISTORY_COLUMNS)
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_schedule_per_epoch(schedule):
+    torch.manual_seed(0)
+    config = train.TrainConfig(
+        lr=1e-3, max_epochs=4, patience=4, image_size=16, lr_schedule=schedule
+    )
+    result = train.fit(
+        zoo.create_model("resnet18"), _batches(8, seed=0), _batches(8, seed=1), config,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    # the rate each epoch trained with: cosine from lr towards 0 over max_epochs
+    expected = {"constant": [1e-3] * 4, "cosine": [1e-3, 8.5355e-4, 5e-4, 1.4645e-4]}[schedule]
+    assert result.history["lr"].tolist() == pytest.approx(expected, rel=1e-4)
+
+
 def test_early_stopping_restores_the_best_epoch(monkeypatch, tmp_path):
     """Scripted validation AUCs peak at epoch 2; patience 2 stops after epoch 4."""
     scores = iter([0.60, 0.80, 0.70, 0.75, 0.99])
@@ -105,6 +120,7 @@ def test_balanced_pos_weight_without_the_tensor_is_an_error():
         ({"lr": 0}, "lr must be > 0"),
         ({"patience": 0}, "patience must be >= 1"),
         ({"weight_decay": -1e-4}, "weight_decay must be >= 0"),
+        ({"lr_schedule": "step"}, r"lr_schedule must be one of \['constant', 'cosine'\]"),
     ],
 )
 def test_bad_config_values(kwargs, message):

@@ -224,7 +224,7 @@ def _label(text: str) -> dict[str, float]:
     mentions: dict[str, set[float]] = {}
     for sentence in re.split(r"(?<=\.)\s+", " ".join(text.split()).lower()):
         if (
-            sentence.startswith(("no ", "there is no "))
+            sentence.startswith(("no ", "there is no ", "there are no "))
             or "removal" in sentence
             or ("normal" in sentence)
         ):
