@@ -76,7 +76,7 @@ def pretrain_text(
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     from .backends import quiet_transformers
-    from .train import replace_progress
+    from .train import replace_progress, trainer_arguments
 
     if settings.steps == 0:
         return pd.DataFrame(columns=["step", "loss"])
@@ -85,20 +85,18 @@ def pretrain_text(
         raise ValueError("pre-training needs texts, got none")
     work = Path(work_dir)
     args = TrainingArguments(
-        output_dir=str(work),
-        per_device_train_batch_size=settings.batch_size,
-        max_steps=settings.steps,
-        learning_rate=settings.lr,
-        warmup_steps=settings.warmup_steps,
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type="linear",
+        **trainer_arguments(
+            work,
+            batch_size=settings.batch_size,
+            steps=settings.steps,
+            lr=settings.lr,
+            warmup_steps=settings.warmup_steps,
+            weight_decay=settings.weight_decay,
+            scheduler="linear",
+            seed=settings.seed,
+            use_cpu=not torch.cuda.is_available(),
+        ),
         logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-        seed=settings.seed,
-        data_seed=settings.seed,
-        dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
     )
     pad_and_label = DataCollatorForLanguageModeling(tokenizer, mlm=False)
     image_id = tokenizer.convert_tokens_to_ids(IMAGE)

@@ -156,17 +156,21 @@ def train_adapter(
 
 
 def _make_trainer(loaded, train_data, val_data, settings, steps, kind, work):
-    args = dict(
-        output_dir=str(work),
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.lr,
+    args = trainer_arguments(
+        work,
+        batch_size=settings.batch_size,
+        steps=steps,
+        lr=settings.lr,
         warmup_steps=settings.warmup_steps,
         weight_decay=settings.weight_decay,
-        lr_scheduler_type=settings.lr_scheduler,
+        scheduler=settings.lr_scheduler,
+        seed=settings.seed,
+        use_cpu=loaded.device == "cpu",
+    )
+    args.update(
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
         num_train_epochs=settings.max_epochs,
-        max_steps=steps,
         eval_strategy="steps",
         eval_steps=settings.eval_steps,
         save_strategy="steps" if settings.patience > 0 else "no",
@@ -177,13 +181,8 @@ def _make_trainer(loaded, train_data, val_data, settings, steps, kind, work):
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=1,
-        report_to="none",
-        seed=settings.seed,
-        data_seed=settings.seed,
         remove_unused_columns=False,  # the collator needs the raw "messages"
-        dataloader_num_workers=0,
         optim=_optimizer(loaded.device),
-        use_cpu=loaded.device == "cpu",
     )
     if loaded.device == "cuda" and settings.mixed_precision:
         bf16 = torch.cuda.is_bf16_supported()
@@ -214,6 +213,37 @@ def _make_trainer(loaded, train_data, val_data, settings, steps, kind, work):
     from transformers import Trainer, TrainingArguments
 
     return Trainer(args=TrainingArguments(**args), **common)
+
+
+def trainer_arguments(
+    work_dir: str | os.PathLike[str],
+    *,
+    batch_size: int,
+    steps: int,
+    lr: float,
+    warmup_steps: int,
+    weight_decay: float,
+    scheduler: str,
+    seed: int,
+    use_cpu: bool,
+) -> dict[str, Any]:
+    """``TrainingArguments`` keywords shared by fine-tuning and the tiny model's pre-training:
+    the schedule, seeds, no reporting, no saving, no dataloader workers."""
+    return dict(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=batch_size,
+        max_steps=steps,
+        learning_rate=lr,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        lr_scheduler_type=scheduler,
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        use_cpu=use_cpu,
+    )
 
 
 def _optimizer(device: str) -> str:
