@@ -14,17 +14,18 @@ import numpy as np
 import pandas as pd
 
 from cxrlib import atomic, config, paths
+from cxrlib.artifacts import (  # noqa: F401 (names of this stage's outputs, used by readers)
+    CACHE_DIR,
+    COHORT_FILE,
+    COUNTS_FILE,
+    REPORT_SAMPLES_FILE,
+    SUBJECT_SPLITS_FILE,
+)
+from cxrlib.artifacts import PREPROCESSING as STAGE  # noqa: F401
 from cxrlib.cohort import CohortResult
 from cxrlib.images import ImageCache, transforms
 from cxrlib.mimic import layout
 from cxrlib.mimic.tables import MimicCxr
-
-STAGE = "01_preprocessing"
-COHORT_FILE = "cohort.csv"
-COUNTS_FILE = "counts.csv"
-REPORT_SAMPLES_FILE = "report_samples.csv"
-SUBJECT_SPLITS_FILE = "subject_splits.csv"
-CACHE_DIR = "images"
 
 
 @dataclass(frozen=True)

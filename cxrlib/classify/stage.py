@@ -16,6 +16,19 @@ import pandas as pd
 import torch
 
 from cxrlib import preprocessing
+from cxrlib.artifacts import (  # noqa: F401 (names of the outputs of stages 02 and 03)
+    BEST_PARAMS_FILE,
+    CHECKPOINT_DIR,
+    COMPARISON_FILE,
+    EMBEDDINGS_FILE,
+    GRID_FILE,
+    LOG_DIR,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    PROBS_FILE,
+)
+from cxrlib.artifacts import CNN_TRAIN_TEST as TRAIN_TEST_STAGE  # noqa: F401
+from cxrlib.artifacts import CNN_TUNING as TUNING_STAGE
 from cxrlib.atomic import atomic_path, write_csv
 from cxrlib.classify.evaluate import HEADLINE_METRICS_COLUMNS
 from cxrlib.classify.experiment import (
@@ -31,15 +44,6 @@ from cxrlib.images.transforms import denormalize
 from cxrlib.mimic.layout import DICOM_ID, SPLIT_COLUMN
 from cxrlib.paths import stage_dir
 
-TUNING_STAGE, TRAIN_TEST_STAGE = "02_cnn_tuning", "03_cnn_train_test"
-COMPARISON_FILE, GRID_FILE, BEST_PARAMS_FILE = (
-    "architecture_comparison.csv",
-    "grid_results.csv",
-    "best_params.csv",
-)
-METRICS_FILE, PREDICTIONS_FILE = "metrics.csv", "predictions.csv"
-PROBS_FILE, EMBEDDINGS_FILE = "report_image_probs.csv", "report_image_embeddings.npz"
-CHECKPOINT_DIR, LOG_DIR = "checkpoints", "training_logs"
 #: Allowed values of the notebooks' ``device`` parameter.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 

@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cxrlib import artifacts as a
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -39,46 +41,51 @@ class Stage:
 # Adding a stage is one line here (in pipeline order), once its notebook exists.
 STAGES: tuple[Stage, ...] = (
     Stage(
-        "01_preprocessing",
+        a.PREPROCESSING,
         outputs=(
-            "cohort.csv",
-            "counts.csv",
-            "report_samples.csv",
-            "images",
-            "subject_splits.csv",
+            a.COHORT_FILE,
+            a.COUNTS_FILE,
+            a.REPORT_SAMPLES_FILE,
+            a.CACHE_DIR,
+            a.SUBJECT_SPLITS_FILE,
         ),
     ),
     Stage(
-        "02_cnn_tuning",
-        upstream=("01_preprocessing",),
-        outputs=("architecture_comparison.csv", "grid_results.csv", "best_params.csv"),
+        a.CNN_TUNING,
+        upstream=(a.PREPROCESSING,),
+        outputs=(a.COMPARISON_FILE, a.GRID_FILE, a.BEST_PARAMS_FILE),
     ),
     Stage(
-        "03_cnn_train_test",
-        upstream=("01_preprocessing", "02_cnn_tuning"),
+        a.CNN_TRAIN_TEST,
+        upstream=(a.PREPROCESSING, a.CNN_TUNING),
         outputs=(
-            "metrics.csv",
-            "predictions.csv",
-            "checkpoints",
-            "report_image_probs.csv",
-            "report_image_embeddings.npz",
+            a.METRICS_FILE,
+            a.PREDICTIONS_FILE,
+            a.CHECKPOINT_DIR,
+            a.PROBS_FILE,
+            a.EMBEDDINGS_FILE,
         ),
     ),
     Stage(
-        "04_llama_setup",
-        upstream=("01_preprocessing",),
-        outputs=("model.json", "lora_config.json", "zero_shot.csv"),
+        a.LLAMA_SETUP,
+        upstream=(a.PREPROCESSING,),
+        outputs=(a.MODEL_FILE, a.LORA_FILE, a.ZERO_SHOT_FILE),
     ),
     Stage(
-        "05_llama_training",
+        a.LLAMA_TRAINING,
         # 03: the CNN's findings for guided prompting (guided = True)
-        upstream=("01_preprocessing", "03_cnn_train_test", "04_llama_setup"),
-        outputs=("adapter", "training_log.csv", "loss_curve.png", "generated_reports.csv"),
+        upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST, a.LLAMA_SETUP),
+        outputs=(
+            a.ADAPTER_DIRS[False],
+            a.TRAINING_LOG_FILES[False],
+            a.LOSS_CURVE_FILE,
+            a.GENERATED_FILES[False],
+        ),
     ),
     Stage(
-        "06_results_analysis",
-        upstream=("01_preprocessing", "03_cnn_train_test", "05_llama_training"),
-        outputs=("ce_metrics.csv", "nlg_metrics.csv", "ce_per_finding.csv"),
+        a.RESULTS_ANALYSIS,
+        upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST, a.LLAMA_TRAINING),
+        outputs=(a.CE_FILE, a.NLG_FILE, a.PER_FINDING_FILE),
     ),
 )
 

@@ -15,17 +15,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from cxrlib.artifacts import GENERATED_FILES, LLAMA_TRAINING
 from cxrlib.mimic.layout import SPLITS
 from cxrlib.paths import REFERENCE_DIR
 from cxrlib.reporteval import clinical, nlg
 from cxrlib.reporteval.baselines import REPORT_COLUMNS
 from cxrlib.reporteval.labeler import label_reports, labeling_text
 
-STAGE05 = "05_llama_training"
+STAGE05 = LLAMA_TRAINING
 #: Stage 05 files -> generator name in the tables.
 STAGE05_REPORTS: dict[str, str] = {
-    "generated_reports.csv": "llama_finetuned",
-    "generated_reports_guided.csv": "llama_finetuned_guided",
+    GENERATED_FILES[False]: "llama_finetuned",
+    GENERATED_FILES[True]: "llama_finetuned_guided",
 }
 PUBLISHED_FILE = REFERENCE_DIR / "published_report_metrics.csv"
 NLG_COLUMNS: tuple[str, ...] = ("generator", *nlg.NLG_METRICS)

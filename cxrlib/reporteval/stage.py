@@ -16,16 +16,23 @@ import numpy as np
 import pandas as pd
 
 from cxrlib import preprocessing
+from cxrlib.artifacts import (
+    CE_FILE,
+    GENERATED_LABELS_FILE,
+    LENGTHS_FILE,
+    METRICS_FILE,
+    NLG_FILE,
+    PER_FINDING_FILE,
+    PROBS_FILE,
+)
+from cxrlib.artifacts import CNN_TRAIN_TEST as TRAIN_TEST_STAGE
+from cxrlib.artifacts import EVALUATED_REPORTS_FILE as REPORTS_FILE
+from cxrlib.artifacts import RESULTS_ANALYSIS as STAGE  # noqa: F401
 from cxrlib.atomic import write_csv
-from cxrlib.classify.stage import METRICS_FILE, PROBS_FILE, TRAIN_TEST_STAGE
 from cxrlib.paths import stage_dir
 from cxrlib.reporteval import baselines, clinical, results
 
-STAGE = "06_results_analysis"
 STAGE01, STAGE03, STAGE05 = preprocessing.STAGE, TRAIN_TEST_STAGE, results.STAGE05
-CE_FILE, NLG_FILE = "ce_metrics.csv", "nlg_metrics.csv"
-PER_FINDING_FILE, LENGTHS_FILE = "ce_per_finding.csv", "report_lengths.csv"
-REPORTS_FILE = "evaluated_reports.csv"
 
 
 @dataclass(frozen=True)
@@ -142,5 +149,5 @@ def write_outputs(
         write_csv(out / PER_FINDING_FILE, evaluation.per_finding),
         write_csv(out / LENGTHS_FILE, lengths),
         write_csv(out / REPORTS_FILE, reports),
-        write_csv(out / "generated_labels.csv", labels),
+        write_csv(out / GENERATED_LABELS_FILE, labels),
     ]

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..artifacts import METRICS_FILE, PROBS_FILE
 from ..mimic.layout import CHEXPERT_LABELS, DICOM_ID, POSITIVE
 from .prompts import INSTRUCTION, guided_instruction
 
-PROBS_FILE = "report_image_probs.csv"
-METRICS_FILE = "metrics.csv"
 _ID, _DISEASE, _THRESHOLD = DICOM_ID, "disease", "threshold"
 
 

@@ -17,6 +17,20 @@ import pandas as pd
 import torch
 
 from .. import preprocessing
+from ..artifacts import (  # noqa: F401 (names of the outputs of stages 04 and 05)
+    ADAPTER_DIRS,
+    GENERATED_FILES,
+    LORA_FILE,
+    MODEL_DIR,
+    MODEL_FILE,
+    RELOAD_FILE,
+    ZERO_SHOT_FILE,
+)
+from ..artifacts import CNN_TRAIN_TEST as CNN_STAGE  # noqa: F401
+from ..artifacts import LLAMA_SETUP as SETUP_STAGE
+from ..artifacts import LLAMA_TRAINING as TRAINING_STAGE  # noqa: F401
+from ..artifacts import LOSS_CURVE_FILE as CURVE_FILE  # noqa: F401
+from ..artifacts import TRAINING_LOG_FILES as LOG_FILES
 from ..atomic import write_csv, write_json
 from ..images import ImageCache
 from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, SPLITS
@@ -29,21 +43,8 @@ from .prompts import INSTRUCTION
 from .tiny_model import TinyModelSpec, build_tiny_model
 from .train import TrainResult, TrainSettings, save_adapter, train_adapter
 
-SETUP_STAGE, TRAINING_STAGE = "04_llama_setup", "05_llama_training"
-CNN_STAGE = "03_cnn_train_test"
 #: Value of the ``model`` parameter that builds the offline tiny model.
 TINY = "tiny"
-MODEL_DIR, MODEL_FILE, LORA_FILE, ZERO_SHOT_FILE = (
-    "model",
-    "model.json",
-    "lora_config.json",
-    "zero_shot.csv",
-)
-ADAPTER_DIRS = {False: "adapter", True: "adapter_guided"}
-LOG_FILES = {False: "training_log.csv", True: "training_log_guided.csv"}
-CURVE_FILE = "loss_curve.png"
-GENERATED_FILES = {False: "generated_reports.csv", True: "generated_reports_guided.csv"}
-RELOAD_FILE = "reload_check.json"
 
 _PARTS = ("vision_model", "multi_modal_projector", "language_model", "lm_head")
 

@@ -1,0 +1,56 @@
+"""Stage names and the file names of their outputs: the one place writers, readers and the
+runner share (docs/ARCHITECTURE.md describes what each holds).
+
+Free of heavy imports on purpose: the runner checks which stages are complete from these names
+without loading torch or transformers.
+"""
+
+from __future__ import annotations
+
+PREPROCESSING = "01_preprocessing"
+CNN_TUNING = "02_cnn_tuning"
+CNN_TRAIN_TEST = "03_cnn_train_test"
+LLAMA_SETUP = "04_llama_setup"
+LLAMA_TRAINING = "05_llama_training"
+RESULTS_ANALYSIS = "06_results_analysis"
+
+# 01_preprocessing
+COHORT_FILE = "cohort.csv"
+COUNTS_FILE = "counts.csv"
+REPORT_SAMPLES_FILE = "report_samples.csv"
+SUBJECT_SPLITS_FILE = "subject_splits.csv"
+CACHE_DIR = "images"
+
+# 02_cnn_tuning
+COMPARISON_FILE = "architecture_comparison.csv"
+GRID_FILE = "grid_results.csv"
+BEST_PARAMS_FILE = "best_params.csv"
+
+# 03_cnn_train_test
+METRICS_FILE = "metrics.csv"
+PREDICTIONS_FILE = "predictions.csv"
+PROBS_FILE = "report_image_probs.csv"
+EMBEDDINGS_FILE = "report_image_embeddings.npz"
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "training_logs"
+
+# 04_llama_setup
+MODEL_DIR = "model"
+MODEL_FILE = "model.json"
+LORA_FILE = "lora_config.json"
+ZERO_SHOT_FILE = "zero_shot.csv"
+
+# 05_llama_training: keyed by ``guided`` (False: the paper's prompt, True: CNN-guided)
+ADAPTER_DIRS = {False: "adapter", True: "adapter_guided"}
+TRAINING_LOG_FILES = {False: "training_log.csv", True: "training_log_guided.csv"}
+LOSS_CURVE_FILE = "loss_curve.png"
+GENERATED_FILES = {False: "generated_reports.csv", True: "generated_reports_guided.csv"}
+RELOAD_FILE = "reload_check.json"
+
+# 06_results_analysis
+CE_FILE = "ce_metrics.csv"
+NLG_FILE = "nlg_metrics.csv"
+PER_FINDING_FILE = "ce_per_finding.csv"
+LENGTHS_FILE = "report_lengths.csv"
+EVALUATED_REPORTS_FILE = "evaluated_reports.csv"
+GENERATED_LABELS_FILE = "generated_labels.csv"
