@@ -6,8 +6,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= demo
-# torch under a busy CPU spins its OpenMP threads; passive waiting keeps both cores useful
-export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup run test lint format clean-runs help
 

@@ -46,6 +46,12 @@ TRAINING_LOG_FILES = {False: "training_log.csv", True: "training_log_guided.csv"
 LOSS_CURVE_FILE = "loss_curve.png"
 GENERATED_FILES = {False: "generated_reports.csv", True: "generated_reports_guided.csv"}
 RELOAD_FILE = "reload_check.json"
+# controls: each adapter's reports again, every image given another image's input (the
+# unguided adapter another image, the guided one another image's classifier hint)
+CONTROL_FILES = {
+    False: "generated_reports_shuffled_images.csv",
+    True: "generated_reports_guided_shuffled_hints.csv",
+}
 
 # 06_results_analysis
 CE_FILE = "ce_metrics.csv"
@@ -54,3 +60,4 @@ PER_FINDING_FILE = "ce_per_finding.csv"
 LENGTHS_FILE = "report_lengths.csv"
 EVALUATED_REPORTS_FILE = "evaluated_reports.csv"
 GENERATED_LABELS_FILE = "generated_labels.csv"
+CONTROLS_FILE = "image_dependence.csv"

@@ -483,3 +483,14 @@ def test_notebook_hash_ignores_outputs_and_markdown(tmp_path):
     nb.cells[3].source = "x = 2\n"
     nbformat.write(nb, path)
     assert fingerprint.notebook_hash(path) != before
+
+
+def test_openmp_environment_is_added_where_the_user_set_none():
+    from cxrlib.openmp import OPENMP_ENVIRONMENT, apply_openmp_environment
+
+    empty: dict[str, str] = {}
+    apply_openmp_environment(empty)
+    assert empty == OPENMP_ENVIRONMENT
+    chosen = dict.fromkeys(OPENMP_ENVIRONMENT, "7")
+    apply_openmp_environment(chosen)
+    assert set(chosen.values()) == {"7"}  # a value the user set is kept

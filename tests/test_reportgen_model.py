@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cxrlib.reportgen import backends, train
+from cxrlib.reportgen import backends, stage, train
 from cxrlib.reportgen.dataset import ConversationDataset, reports
 from cxrlib.reportgen.generate import (
     GENERATED_COLUMNS,
@@ -195,6 +195,15 @@ def test_tiny_model_trains_generates_and_reloads(tiny_dir, tmp_path):
     assert compare_models(loaded, reloaded, batch) == 0.0  # identical logits
     again = generate_reports(reloaded, prompts, batch_size=4, max_new_tokens=40, progress=False)
     assert again == generated
+
+    # the control shows each image another one's: the reports follow the image shown
+    control = stage.control_table(
+        loaded, val_part, images, seed=1, batch_size=4, max_new_tokens=40, progress=False
+    )
+    report_of = dict(zip(val_part["dicom_id"], generated, strict=True))
+    assert (control["input_from"] != control["dicom_id"]).all()
+    assert control["generated"].tolist() == [report_of[d] for d in control["input_from"]]
+    assert control["reference"].tolist() == reports(val_part)
     table = generation_frame(val_part, reports(val_part), again)
     assert list(table.columns) == list(GENERATED_COLUMNS)
 
@@ -232,8 +241,8 @@ def test_pretraining_pairs_use_guided_instructions_naming_each_reports_findings(
     texts = [NORMAL, EFFUSION]
     assert pretraining_pairs(texts, "Describe.") == [("Describe.", NORMAL), ("Describe.", EFFUSION)]
     assert pretraining_pairs(texts, "Describe.", ["Pleural Effusion", "Cardiomegaly"]) == [
-        ("Describe. An image classifier suggests none of: pleural effusion, cardiomegaly.", NORMAL),
-        ("Describe. An image classifier suggests: pleural effusion.", EFFUSION),
+        ("Describe. An image classifier says: pleural effusion no; cardiomegaly no.", NORMAL),
+        ("Describe. An image classifier says: pleural effusion yes; cardiomegaly no.", EFFUSION),
     ]
 
 

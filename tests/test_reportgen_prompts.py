@@ -73,13 +73,15 @@ def test_chat_template_renders_llama3_format():
     )
 
 
-def test_guided_instruction_lists_predicted_findings_in_order():
+def test_guided_instruction_calls_every_finding_in_order():
     findings = ["Pneumonia", "Pleural Effusion", "Cardiomegaly"]
     text = prompts.guided_instruction({"Cardiomegaly", "Pleural Effusion"}, findings, "Describe.")
-    assert text == "Describe. An image classifier suggests: pleural effusion, cardiomegaly."
+    assert text == (
+        "Describe. An image classifier says: pneumonia no; pleural effusion yes; cardiomegaly yes."
+    )
     none = prompts.guided_instruction([], findings, "Describe.")
     assert none == (
-        "Describe. An image classifier suggests none of: pneumonia, pleural effusion, cardiomegaly."
+        "Describe. An image classifier says: pneumonia no; pleural effusion no; cardiomegaly no."
     )
 
 
@@ -106,7 +108,9 @@ def test_load_guidance_applies_thresholds_from_metrics(tmp_path):
     assert findings == ["Pleural Effusion", "Cardiomegaly"]
     assert predicted == {"a": ["Pleural Effusion"], "b": ["Cardiomegaly"], "c": []}
     texts = guidance.guided_instructions(["a", "c"], predicted, findings, "Describe.")
-    assert texts["a"] == "Describe. An image classifier suggests: pleural effusion."
+    assert texts["a"] == (
+        "Describe. An image classifier says: pleural effusion yes; cardiomegaly no."
+    )
     with pytest.raises(ValueError, match="no CNN probabilities .*first: zz.*re-run stage 03"):
         guidance.guided_instructions(["zz"], predicted, findings)
 

@@ -24,6 +24,7 @@ from sklearn.metrics import (
 )
 
 from cxrlib.mimic.layout import SPLIT_COLUMN, SUBJECT_ID
+from cxrlib.resampling import group_bootstrap_weights, percentile_interval
 
 #: The paper's fixed decision threshold, reported beside the validation-chosen one.
 DEFAULT_THRESHOLD = 0.5
@@ -168,20 +169,11 @@ def bootstrap_auc_ci(
         raise ValueError(f"n_boot must be >= 1, got {n_boot!r}")
     if single_class_reason(y):
         return float("nan"), float("nan")
-    codes, uniques = pd.factorize(pd.Series(list(groups)), sort=True)
-    if codes.size != y.size:
-        raise ValueError(f"groups and labels differ in length: {codes.size} vs {y.size}")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(uniques), size=(n_boot, len(uniques)))
-    counts = np.zeros((n_boot, len(uniques)))
-    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
-    aucs = weighted_auc(y, p, counts[:, codes])
-    aucs = aucs[np.isfinite(aucs)]
-    if aucs.size == 0:
-        return float("nan"), float("nan")
-    alpha = (1.0 - level) / 2
-    low, high = np.quantile(aucs, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    groups = list(groups)
+    if len(groups) != y.size:
+        raise ValueError(f"groups and labels differ in length: {len(groups)} vs {y.size}")
+    aucs = weighted_auc(y, p, group_bootstrap_weights(groups, n_boot, seed))
+    return percentile_interval(aucs, level)
 
 
 def evaluate_disease(

@@ -40,6 +40,7 @@ from cxrlib.config import (
     notebook_parameters,
     resolve_parameters,
 )
+from cxrlib.openmp import apply_openmp_environment
 from cxrlib.paths import NOTEBOOKS_DIR, PARAMETERS_DIR, RUNS_DIR, stage_dir
 from cxrlib.pipeline import fingerprint
 from cxrlib.pipeline.report import StageResult, failure_report, summary
@@ -157,6 +158,7 @@ def run(
     out, err = out or sys.stdout, err or sys.stderr
     if execute is None:
         check_kernel(kernel_name)
+        apply_openmp_environment()  # before the first kernel starts: kernels inherit it
         execute = _papermill_executor(kernel_name)
     progress_bar = err.isatty() if progress_bar is None else progress_bar
     chosen = {s.name for s in plan.selected}

@@ -68,7 +68,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         a.LLAMA_SETUP,
-        upstream=(a.PREPROCESSING,),
+        # 03: the findings the tiny model's guided pre-training names (tiny_pretrain_guided)
+        upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST),
         outputs=(a.MODEL_FILE, a.LORA_FILE, a.ZERO_SHOT_FILE),
     ),
     Stage(

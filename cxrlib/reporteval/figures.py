@@ -55,6 +55,28 @@ def per_finding_f1(per_finding: pd.DataFrame, *, uncertain_as: str = "negative")
     )
 
 
+def image_dependence(dependence: pd.DataFrame, *, uncertain_as: str = "negative") -> Figure:
+    """CE F1 with the model's own input minus with another image's, with 95 % intervals."""
+    table = dependence[dependence["uncertain_as"] == uncertain_as].assign(
+        score=lambda t: "F1 " + t["average"] + " " + t["labels"],
+        model=lambda t: t["generator"] + " vs " + t["control"],
+    )
+    low = min(0.0, float(table["ci_low"].min())) - 0.05
+    high = max(0.0, float(table["ci_high"].max())) + 0.05
+    fig = plots.metric_bars(
+        table,
+        value="difference",
+        group="score",
+        hue="model",
+        low="ci_low",
+        high="ci_high",
+        ylim=(low, high),
+        title=f"What the image adds: F1 minus control F1 (uncertain counted as {uncertain_as})",
+    )
+    fig.axes[0].axhline(0.0, color="black", linewidth=0.8)
+    return fig
+
+
 def length_histogram(reports: pd.DataFrame, *, bins: int = 20) -> Figure:
     """Words per report: references and each generator (findings + impression text)."""
     texts = {"reference": reports.drop_duplicates("dicom_id")["reference"]}

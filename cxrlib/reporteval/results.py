@@ -9,13 +9,14 @@ written from.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
-from cxrlib.artifacts import GENERATED_FILES, LLAMA_TRAINING
+from cxrlib.artifacts import CONTROL_FILES, GENERATED_FILES, LLAMA_TRAINING
 from cxrlib.mimic.layout import SPLITS
 from cxrlib.paths import REFERENCE_DIR
 from cxrlib.reporteval import clinical, nlg
@@ -23,11 +24,31 @@ from cxrlib.reporteval.baselines import REPORT_COLUMNS
 from cxrlib.reporteval.labeler import label_reports, labeling_text
 
 STAGE05 = LLAMA_TRAINING
+_T = TypeVar("_T")
 #: Stage 05 files -> generator name in the tables.
 STAGE05_REPORTS: dict[str, str] = {
     GENERATED_FILES[False]: "llama_finetuned",
     GENERATED_FILES[True]: "llama_finetuned_guided",
 }
+#: Stage 05 control files -> (the generator they control, the input each image got instead).
+STAGE05_CONTROLS: dict[str, tuple[str, str]] = {
+    CONTROL_FILES[False]: (STAGE05_REPORTS[GENERATED_FILES[False]], "another image"),
+    CONTROL_FILES[True]: (STAGE05_REPORTS[GENERATED_FILES[True]], "another image's hint"),
+}
+#: Columns of ``image_dependence.csv``.
+DEPENDENCE_COLUMNS: tuple[str, ...] = (
+    "generator",
+    "control",
+    "labels",
+    "average",
+    "uncertain_as",
+    "images",
+    "f1",
+    "f1_control",
+    "difference",
+    "ci_low",
+    "ci_high",
+)
 PUBLISHED_FILE = REFERENCE_DIR / "published_report_metrics.csv"
 NLG_COLUMNS: tuple[str, ...] = ("generator", *nlg.NLG_METRICS)
 
@@ -52,10 +73,36 @@ def load_generated_reports(
     stage05_dir: str | os.PathLike[str], *, eval_split: str = "test"
 ) -> pd.DataFrame:
     """Stage 05's generated reports of ``eval_split`` as ``REPORT_COLUMNS`` (empty if none)."""
+    frames = [
+        frame.assign(generator=generator)[list(REPORT_COLUMNS)]
+        for frame, generator in _read_stage05(stage05_dir, STAGE05_REPORTS, eval_split)
+    ]
+    if not frames:
+        return pd.DataFrame(columns=list(REPORT_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_control_reports(
+    stage05_dir: str | os.PathLike[str], *, eval_split: str = "test"
+) -> pd.DataFrame:
+    """Stage 05's controls of ``eval_split``: ``REPORT_COLUMNS`` + ``control``, where
+    ``generator`` names the generator controlled and ``control`` what was swapped."""
+    frames = [
+        frame.assign(generator=generator, control=control)[[*REPORT_COLUMNS, "control"]]
+        for frame, (generator, control) in _read_stage05(stage05_dir, STAGE05_CONTROLS, eval_split)
+    ]
+    if not frames:
+        return pd.DataFrame(columns=[*REPORT_COLUMNS, "control"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_stage05(
+    stage05_dir: str | os.PathLike[str], files: Mapping[str, _T], eval_split: str
+) -> Iterator[tuple[pd.DataFrame, _T]]:
+    """(rows of ``eval_split``, value) for each file of ``files`` present in stage 05."""
     if eval_split not in SPLITS:
         raise ValueError(f"eval_split must be one of {list(SPLITS)}, got {eval_split!r}")
-    frames = []
-    for filename, generator in STAGE05_REPORTS.items():
+    for filename, value in files.items():
         path = Path(stage05_dir) / filename
         if not path.is_file():
             continue
@@ -66,11 +113,7 @@ def load_generated_reports(
                 f"{path} lacks columns {missing} (has {list(frame.columns)}); re-run stage "
                 f"{STAGE05}"
             )
-        frame = frame[frame["split"] == eval_split]
-        frames.append(frame.assign(generator=generator)[list(REPORT_COLUMNS)])
-    if not frames:
-        return pd.DataFrame(columns=list(REPORT_COLUMNS))
-    return pd.concat(frames, ignore_index=True)
+        yield frame[frame["split"] == eval_split], value
 
 
 def common_images(reports: pd.DataFrame) -> pd.DataFrame:
@@ -129,6 +172,55 @@ def evaluate_reports(
         labels=pd.concat([reports, generated_labels], axis=1),
         reference_labels=reference_labels,
     )
+
+
+def image_dependence(
+    reports: pd.DataFrame,
+    controls: pd.DataFrame,
+    subjects: Mapping[str, object],
+    *,
+    uncertain_as: Sequence[str] = clinical.UNCERTAIN_AS,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How much each controlled generator's CE F1 owes to its own image (``DEPENDENCE_COLUMNS``).
+
+    For every generator with a control (:func:`load_control_reports`), its reports and the
+    control's are paired by image and scored against the same references; ``difference`` is
+    F1 minus the control's F1 with a paired 95 % interval resampling subjects
+    (``subjects``: ``dicom_id -> subject``; an image missing there is its own subject).
+    """
+    rows = []
+    for (generator, control), rows_control in controls.groupby(
+        ["generator", "control"], sort=False
+    ):
+        own = reports[reports["generator"] == generator]
+        paired = own.merge(rows_control, on="dicom_id", suffixes=("", "_control"))
+        if paired.empty:
+            continue
+        reference = label_reports(paired["reference"])
+        generated = label_reports(paired["generated"])
+        shuffled = label_reports(paired["generated_control"])
+        groups = [subjects.get(d, d) for d in paired["dicom_id"]]
+        for convention_name in uncertain_as:
+            for set_name, columns in clinical.LABEL_SETS.items():
+                for average in clinical.AVERAGES:
+                    scores = clinical.bootstrap_f1_difference(
+                        reference, generated, shuffled, groups, labels=columns,
+                        average=average, uncertain_as=convention_name, n_boot=n_boot, seed=seed,
+                    )  # fmt: skip
+                    rows.append(
+                        {
+                            "generator": generator,
+                            "control": control,
+                            "labels": set_name,
+                            "average": average,
+                            "uncertain_as": convention_name,
+                            "images": len(paired),
+                            **scores,
+                        }
+                    )
+    return pd.DataFrame(rows, columns=list(DEPENDENCE_COLUMNS))
 
 
 def length_statistics(reports: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import pandas as pd
 from cxrlib import preprocessing
 from cxrlib.artifacts import (
     CE_FILE,
+    CONTROLS_FILE,
     GENERATED_LABELS_FILE,
     LENGTHS_FILE,
     METRICS_FILE,
@@ -29,6 +30,7 @@ from cxrlib.artifacts import CNN_TRAIN_TEST as TRAIN_TEST_STAGE
 from cxrlib.artifacts import EVALUATED_REPORTS_FILE as REPORTS_FILE
 from cxrlib.artifacts import RESULTS_ANALYSIS as STAGE  # noqa: F401
 from cxrlib.atomic import write_csv
+from cxrlib.mimic.layout import DICOM_ID, SUBJECT_ID
 from cxrlib.paths import stage_dir
 from cxrlib.reporteval import baselines, clinical, results
 
@@ -82,6 +84,25 @@ def collect_reports(inputs: Inputs, *, eval_split: str = "test") -> pd.DataFrame
     )
     generated = results.load_generated_reports(inputs.stage05, eval_split=eval_split)
     return results.common_images(pd.concat([base, generated], ignore_index=True))
+
+
+def image_dependence(
+    inputs: Inputs, reports: pd.DataFrame, *, eval_split: str = "test", seed: int = 0
+) -> pd.DataFrame:
+    """:func:`results.image_dependence` of stage 05's controls (no rows when it wrote none),
+    resampling subjects as stage 01's report samples name them."""
+    controls = results.load_control_reports(inputs.stage05, eval_split=eval_split)
+    samples = inputs.report_samples()
+    subjects = dict(zip(samples[DICOM_ID], samples[SUBJECT_ID], strict=True))
+    return results.image_dependence(reports, controls, subjects, seed=seed)
+
+
+def headline_dependence(
+    dependence: pd.DataFrame, *, uncertain_as: str = "negative"
+) -> pd.DataFrame:
+    """The image-dependence table in one convention, indexed by generator and score."""
+    table = dependence[dependence["uncertain_as"] == uncertain_as]
+    return table.drop(columns="uncertain_as").set_index(["generator", "labels", "average"])
 
 
 def coverage(reports: pd.DataFrame) -> pd.DataFrame:
@@ -151,3 +172,8 @@ def write_outputs(
         write_csv(out / REPORTS_FILE, reports),
         write_csv(out / GENERATED_LABELS_FILE, labels),
     ]
+
+
+def write_dependence(out_dir: str | os.PathLike[str], dependence: pd.DataFrame) -> Path:
+    """``image_dependence.csv`` (the controls' table) atomically."""
+    return write_csv(Path(out_dir) / CONTROLS_FILE, dependence[list(results.DEPENDENCE_COLUMNS)])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import METRICS_FILE, PROBS_FILE
+from ..artifacts import CNN_TRAIN_TEST, METRICS_FILE, PROBS_FILE
 from ..mimic.layout import CHEXPERT_LABELS, DICOM_ID, POSITIVE
 from .prompts import INSTRUCTION, guided_instruction
 
@@ -39,24 +39,42 @@ def predicted_findings(probs: pd.DataFrame, thresholds: dict[str, float]) -> dic
 def load_guidance(stage03_dir: str | os.PathLike[str]) -> tuple[dict[str, list[str]], list[str]]:
     """Read stage 03's outputs: (predicted findings per dicom_id, the findings asked about)."""
     folder = Path(stage03_dir)
-    paths = [folder / PROBS_FILE, folder / METRICS_FILE]
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"classifier-guided prompting needs {path}, which does not exist: run stage "
-                "03_cnn_train_test first, or set guided = False"
-            )
-    probs = pd.read_csv(paths[0], dtype={_ID: str})
-    metrics = pd.read_csv(paths[1])
+    why = ("classifier-guided prompting", "or set guided = False")
+    _require(folder / PROBS_FILE, *why)
+    thresholds = _thresholds(folder, *why)
+    probs = pd.read_csv(folder / PROBS_FILE, dtype={_ID: str})
+    return predicted_findings(probs, thresholds), list(thresholds)
+
+
+def classifier_findings(
+    stage03_dir: str | os.PathLike[str], purpose: str, alternative: str
+) -> list[str]:
+    """The findings stage 03's classifier scores, in its order: what a hint can name.
+
+    ``purpose`` and ``alternative`` complete the error message when stage 03 has not run
+    (what needs the file, and how to do without it).
+    """
+    return list(_thresholds(Path(stage03_dir), purpose, alternative))
+
+
+def _thresholds(folder: Path, purpose: str, alternative: str) -> dict[str, float]:
+    path = folder / METRICS_FILE
+    _require(path, purpose, alternative)
+    metrics = pd.read_csv(path)
     if not {_DISEASE, _THRESHOLD} <= set(metrics.columns):
         raise ValueError(
-            f"{paths[1]} needs columns {[_DISEASE, _THRESHOLD]}, has {list(metrics.columns)}: "
+            f"{path} needs columns {[_DISEASE, _THRESHOLD]}, has {list(metrics.columns)}: "
             "re-run stage 03"
         )
-    thresholds = {
-        str(d): float(t) for d, t in zip(metrics[_DISEASE], metrics[_THRESHOLD], strict=True)
-    }
-    return predicted_findings(probs, thresholds), list(thresholds)
+    return {str(d): float(t) for d, t in zip(metrics[_DISEASE], metrics[_THRESHOLD], strict=True)}
+
+
+def _require(path: Path, purpose: str, alternative: str) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{purpose} needs {path}, which does not exist: run stage {CNN_TRAIN_TEST} "
+            f"first, {alternative}"
+        )
 
 
 def guided_instructions(

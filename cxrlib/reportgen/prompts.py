@@ -84,18 +84,18 @@ def assistant_text(messages: Sequence[Mapping[str, Any]]) -> str:
 def guided_instruction(
     predicted: Iterable[str], findings: Sequence[str], instruction: str = INSTRUCTION
 ) -> str:
-    """The instruction plus the CNN's predicted findings (classifier-guided prompting).
+    """The instruction plus the CNN's call on every finding (classifier-guided prompting).
 
-    ``predicted`` are the findings the CNN calls positive, ``findings`` all it was asked about
-    (so "none" is stated explicitly rather than left implicit).
+    ``predicted`` are the findings the CNN calls positive, ``findings`` all it was asked about.
+    Each finding is named with "yes" or "no" in the classifier's order, so it keeps its place
+    in every hint. On the demo the tiny model's guided reports gained over a list of the
+    positive findings only: CE macro-F1 (5 competition labels) 0.34 / 0.38 / 0.35 against
+    0.29 / 0.32 / 0.41 for seeds 0 / 1 / 2, of which image-specific (stage 06's control)
+    0.23 / 0.23 / 0.23 against 0.16 / 0.21 / 0.26.
     """
-    positive = [f for f in findings if f in set(predicted)]
-    if positive:
-        hint = "An image classifier suggests: " + ", ".join(f.lower() for f in positive) + "."
-    else:
-        hint = "An image classifier suggests none of: " + ", ".join(f.lower() for f in findings)
-        hint += "."
-    return f"{instruction} {hint}"
+    positive = set(predicted)
+    calls = "; ".join(f"{f.lower()} {'yes' if f in positive else 'no'}" for f in findings)
+    return f"{instruction} An image classifier says: {calls}."
 
 
 def _parts(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -19,6 +19,7 @@ import torch
 from .. import preprocessing
 from ..artifacts import (  # noqa: F401 (names of the outputs of stages 04 and 05)
     ADAPTER_DIRS,
+    CONTROL_FILES,
     GENERATED_FILES,
     LORA_FILE,
     MODEL_DIR,
@@ -26,7 +27,7 @@ from ..artifacts import (  # noqa: F401 (names of the outputs of stages 04 and 0
     RELOAD_FILE,
     ZERO_SHOT_FILE,
 )
-from ..artifacts import CNN_TRAIN_TEST as CNN_STAGE  # noqa: F401
+from ..artifacts import CNN_TRAIN_TEST as CNN_STAGE
 from ..artifacts import LLAMA_SETUP as SETUP_STAGE
 from ..artifacts import LLAMA_TRAINING as TRAINING_STAGE  # noqa: F401
 from ..artifacts import LOSS_CURVE_FILE as CURVE_FILE  # noqa: F401
@@ -35,9 +36,11 @@ from ..atomic import write_csv, write_json
 from ..images import ImageCache
 from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, SPLITS
 from ..paths import stage_dir
+from . import controls
 from .backends import LoadedModel, LoraSettings, add_lora, load_model, resolve_model_path
-from .dataset import ConversationDataset, check_report_samples, reports
+from .dataset import ConversationDataset, ImageSource, check_report_samples, reports
 from .generate import compare_models, generate_reports, generation_frame, load_finetuned
+from .guidance import classifier_findings
 from .pretrain import PretrainSettings
 from .prompts import INSTRUCTION
 from .tiny_model import TinyModelSpec, build_tiny_model
@@ -105,6 +108,23 @@ def prepare_model(
             progress=progress,
         )
     return resolve_model_path(model, allow_download=allow_download)
+
+
+def pretraining_findings(
+    run_dir: str | os.PathLike[str], model: str, *, guided: bool
+) -> tuple[str, ...]:
+    """The findings the tiny model's guided pre-training names: stage 03's, so that the hints
+    it learns to follow are those stage 05 will give. None for unguided pre-training or a real
+    model (which is not pre-trained here)."""
+    if model != TINY or not guided:
+        return ()
+    return tuple(
+        classifier_findings(
+            stage_dir(run_dir, CNN_STAGE),
+            "guided pre-training of the tiny model (tiny_pretrain_guided = True)",
+            "or set tiny_pretrain_guided = False",
+        )
+    )
 
 
 def write_setup(
@@ -194,9 +214,12 @@ def datasets(
     return train, val
 
 
-def write_generated(out_dir: str | os.PathLike[str], table: pd.DataFrame, *, guided: bool) -> Path:
-    """``generated_reports.csv`` (or ``_guided``) atomically."""
-    return write_csv(Path(out_dir) / GENERATED_FILES[guided], table)
+def write_generated(
+    out_dir: str | os.PathLike[str], table: pd.DataFrame, *, guided: bool, control: bool = False
+) -> Path:
+    """``generated_reports.csv`` (``_guided``; a control's file with ``control``) atomically."""
+    files = CONTROL_FILES if control else GENERATED_FILES
+    return write_csv(Path(out_dir) / files[guided], table)
 
 
 def tiny_spec(
@@ -278,7 +301,7 @@ def fine_tune(
 def generate_table(
     loaded: LoadedModel,
     frame: pd.DataFrame,
-    cache: ImageCache,
+    cache: ImageSource,
     *,
     instructions: str | Mapping[str, str] = INSTRUCTION,
     batch_size: int = 8,
@@ -291,6 +314,36 @@ def generate_table(
         loaded, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress
     )
     return generation_frame(frame, reports(frame), texts)
+
+
+def control_table(
+    loaded: LoadedModel,
+    frame: pd.DataFrame,
+    cache: ImageCache,
+    *,
+    instructions: str | Mapping[str, str] = INSTRUCTION,
+    guided: bool = False,
+    seed: int = 0,
+    batch_size: int = 8,
+    max_new_tokens: int = 128,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`generate_table` with every image's input taken from another image of its split
+    (see :mod:`.controls`): the unguided adapter sees the other image, the guided adapter its
+    own image with the other image's hint. Adds the column ``input_from``."""
+    partners = controls.shuffled_partners(frame, seed)
+    images: ImageSource = cache
+    if guided:
+        if isinstance(instructions, str):
+            raise ValueError("the guided control needs one instruction per image (a mapping)")
+        instructions = controls.partner_instructions(instructions, partners)
+    else:
+        images = controls.PartnerImages(cache, partners)
+    table = generate_table(
+        loaded, frame, images, instructions=instructions, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, progress=progress,
+    )  # fmt: skip
+    return controls.with_sources(table, partners)
 
 
 def reload_check(
