@@ -3,9 +3,9 @@
 libgomp (torch's OpenMP runtime) lets an idle thread spin 300,000 rounds before it sleeps.
 Alone that is fastest for the tiny Llama, whose operations take about 100 microseconds, but
 two torch processes on the same two cores then spin against each other: 20 LoRA steps took
-47 s instead of 2.6 s (``bench/reportgen.py``). ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once)
-avoids the clash but makes the tiny Llama 1.6-2.7x slower alone. Spinning 1,000 rounds keeps
-the speed alone and limits the clash to about 2x.
+5-18x as long as alone (``bench/reportgen.py``). ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once)
+avoids the clash but makes the tiny Llama 1.7-2.6x slower alone. Spinning 1,000 rounds keeps
+the speed alone (within about 10 %) and limits the clash to about 2x, the cost of sharing.
 
 libgomp reads these variables once, when torch is first imported, so they must be in the
 environment of a process before it starts: the runner sets them for the notebook kernels it

@@ -62,7 +62,7 @@ def image_dependence(dependence: pd.DataFrame, *, uncertain_as: str = "negative"
         model=lambda t: t["generator"] + " vs " + t["control"],
     )
     low = min(0.0, float(table["ci_low"].min())) - 0.05
-    high = max(0.0, float(table["ci_high"].max())) + 0.05
+    high = max(0.0, float(table["ci_high"].max())) + 0.12  # room for the legend
     fig = plots.metric_bars(
         table,
         value="difference",
