@@ -15,6 +15,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
+#: AUC of a classifier that guesses: the floor every AUC axis shows.
+CHANCE_AUC = 0.5
+
 
 def _grid(n: int, *, ncols: int = 3, size: float = 3.2) -> tuple[Figure, np.ndarray]:
     ncols = max(1, min(ncols, n))
@@ -33,12 +36,15 @@ def learning_curves(histories: Mapping[str, pd.DataFrame], *, ncols: int = 3) ->
         lines = ax.plot(history["epoch"], history["train_loss"], label="train loss")
         lines += ax.plot(history["epoch"], history["val_loss"], label="val loss")
         ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (binary cross-entropy)")
         ax.set_title(name, fontsize=10)
         twin = ax.twinx()
         lines += twin.plot(
             history["epoch"], history["val_auc"], color="tab:green", ls="--", label="val AUC"
         )
-        twin.set_ylim(0.4, 1.0)
+        twin.set_ylim(0.0, 1.0)
+        twin.set_ylabel("validation AUC")
+        twin.axhline(CHANCE_AUC, color="tab:green", lw=0.6, ls=":")
         best = history[history["is_best"].astype(bool)]
         if not best.empty:
             twin.axvline(int(best["epoch"].iloc[-1]), color="grey", lw=0.8, ls=":")
@@ -130,23 +136,38 @@ def metric_bars(
     low: str | None = None,
     high: str | None = None,
     title: str = "",
-    ylim: tuple[float, float] = (0.4, 1.0),
+    ylim: tuple[float, float] = (0.0, 1.0),
+    ylabel: str | None = None,
+    reference: tuple[float, str] | None = None,
 ) -> Figure:
-    """Grouped bar chart (``group`` on the x axis, one bar per ``hue``), optional error bars."""
+    """Grouped bar chart (``group`` on the x axis, one bar per ``hue``), optional error bars.
+
+    The y axis is fixed (``ylim``, the whole [0, 1] by default) so that runs compare by eye
+    and no bar vanishes below the axis; ``reference`` draws a labelled line such as
+    ``(0.5, "chance")``. A missing value is marked "n/a" instead of leaving a silent gap. The
+    legend sits outside the axes, where it cannot cover a bar or a tick.
+    """
     groups = list(dict.fromkeys(table[group]))
     hues = list(dict.fromkeys(table[hue]))
     width = 0.8 / max(len(hues), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(groups)), 4.0))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) + 2.5), 4.0))
     for k, name in enumerate(hues):
         rows = table[table[hue] == name].set_index(group).reindex(groups)
         x = np.arange(len(groups)) + (k - (len(hues) - 1) / 2) * width
         err = None
         if low and high:
             err = np.vstack([rows[value] - rows[low], rows[high] - rows[value]])
-        ax.bar(x, rows[value], width, yerr=err, capsize=2, label=str(name))
+        bars = ax.bar(x, rows[value], width, yerr=err, capsize=2, label=str(name))
+        for xi, v in zip(x, rows[value], strict=True):
+            if pd.isna(v):
+                ax.text(xi, ylim[0], "n/a", ha="center", va="bottom", fontsize=6, rotation=90,
+                        color=bars.patches[0].get_facecolor())  # fmt: skip
+    if reference is not None:
+        level, label = reference
+        ax.axhline(level, color="grey", lw=1.0, ls="--", label=label)
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
-    ax.set(ylabel=value, title=title, ylim=ylim)
-    ax.legend(fontsize=8, ncol=min(len(hues), 4))
+    ax.set(ylabel=ylabel or value, title=title, ylim=ylim)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -205,6 +226,48 @@ def image_gallery(
     if not images:
         axes[0].text(0.5, 0.5, "no examples", ha="center", va="center")
         axes[0].axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def example_grid(
+    rows: Mapping[str, Sequence[tuple[np.ndarray, str] | None]],
+    columns: Sequence[str],
+    *,
+    size: float = 2.0,
+    empty: str = "none",
+    suptitle: str = "",
+) -> Figure:
+    """Images in a fixed grid: one row per key of ``rows`` (e.g. a finding), one column per
+    entry of ``columns`` (e.g. ``TP 1``, ``FP 1``); ``None`` is an empty panel that says
+    ``empty``, so that a missing example never shifts the others into the wrong column."""
+    nrows, ncols = max(len(rows), 1), max(len(columns), 1)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols + 1.2, size * nrows + 0.4), squeeze=False
+    )
+    for ax, column in zip(axes[0], columns, strict=False):
+        ax.set_title(column, fontsize=9, fontweight="bold")
+    for r, (label, cells) in enumerate(rows.items()):
+        axes[r, 0].set_ylabel(label, fontsize=9, fontweight="bold")
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            cell = cells[c] if c < len(cells) else None
+            if cell is None:
+                ax.text(0.5, 0.5, empty, ha="center", va="center", color="grey", fontsize=8,
+                        transform=ax.transAxes)  # fmt: skip
+                for spine in ax.spines.values():
+                    spine.set_color("#dddddd")
+                continue
+            image, caption = cell
+            grey = np.ndim(image) == 2
+            ax.imshow(image, cmap="gray" if grey else None, vmin=0, vmax=1 if grey else None)
+            ax.set_xlabel(caption, fontsize=7)
+    if not rows:
+        axes[0, 0].text(0.5, 0.5, "no examples", ha="center", va="center")
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()

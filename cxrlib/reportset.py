@@ -15,12 +15,12 @@ import warnings
 from collections.abc import Iterable
 
 import pandas as pd
-from tqdm import tqdm
 
 from cxrlib.cohort import check_patient_disjoint, order_images, subject_split_of
 from cxrlib.mimic import layout
 from cxrlib.mimic.sections import extract_findings_impression
 from cxrlib.mimic.tables import MimicCxr
+from cxrlib.progress import progress_bar
 
 REPORT_SAMPLE_COLUMNS: tuple[str, ...] = (
     layout.SUBJECT_ID,
@@ -58,7 +58,7 @@ def build_report_samples(
     splits = _lookup_splits(studies, subject_splits)
 
     rows, missing = [], []
-    iterator = tqdm(
+    iterator = progress_bar(
         list(studies[[layout.SUBJECT_ID, layout.STUDY_ID, layout.DICOM_ID]].itertuples(False)),
         desc="reports",
         unit="report",

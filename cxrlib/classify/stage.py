@@ -165,29 +165,38 @@ def gradcam_examples(
     *,
     n: int = 3,
     split: str = "test",
-) -> tuple[list[np.ndarray], list[str]]:
-    """Grad-CAM overlays of the most confident true and false positives of each finding
-    (RGB uint8 images and their titles), for a picture grid."""
-    images, titles = [], []
-    rows = predictions[predictions[SPLIT_COLUMN] == split]
+) -> tuple[dict[str, list[tuple[np.ndarray, str] | None]], list[str]]:
+    """Grad-CAM overlays of the ``n`` most confident true and false positives of each finding.
+
+    Returns ``(rows, columns)`` for :func:`cxrlib.plots.example_grid`: per finding a list of
+    ``2 n`` cells (RGB uint8 overlay and its caption, or None when the finding has fewer such
+    examples), and the column titles ``TP 1 .. TP n, FP 1 .. FP n``.
+    """
+    columns = [f"{kind} {i + 1}" for kind in EXAMPLE_KINDS for i in range(n)]
+    rows: dict[str, list[tuple[np.ndarray, str] | None]] = {}
+    test = predictions[predictions[SPLIT_COLUMN] == split]
     for trained in models:
         trained.model.eval()
         for k, disease in enumerate(trained.diseases):
-            mine = rows[rows["disease"] == disease]
+            mine = test[test["disease"] == disease]
+            cells: list[tuple[np.ndarray, str] | None] = []
             for kind in EXAMPLE_KINDS:
                 chosen = pick_examples(mine, thresholds[disease], kind, n=n)
-                if chosen.empty:
-                    continue
-                dataset = CachedImageDataset(
-                    cache, chosen, label_column=None, channels=trained.config.in_chans
-                )
-                batch = dataset.get_batch(range(len(chosen)))
-                maps = gradcam_maps(trained.model, batch["image"], output_index=k)
-                grey = denormalize(batch["image"][:, 0]).numpy()
-                for image, cam, prob in zip(grey, maps, chosen["prob"], strict=True):
-                    images.append(overlay(image, cam))
-                    titles.append(f"{disease}\n{kind} p={prob:.2f}")
-    return images, titles
+                found: list[tuple[np.ndarray, str] | None] = []
+                if not chosen.empty:
+                    dataset = CachedImageDataset(
+                        cache, chosen, label_column=None, channels=trained.config.in_chans
+                    )
+                    batch = dataset.get_batch(range(len(chosen)))
+                    maps = gradcam_maps(trained.model, batch["image"], output_index=k)
+                    grey = denormalize(batch["image"][:, 0]).numpy()
+                    found = [
+                        (overlay(image, cam), f"p = {prob:.2f}")
+                        for image, cam, prob in zip(grey, maps, chosen["prob"], strict=True)
+                    ]
+                cells += found + [None] * (n - len(found))
+            rows[disease] = cells
+    return rows, columns
 
 
 def metrics_display(metrics: pd.DataFrame, digits: int = 3) -> pd.DataFrame:

@@ -25,11 +25,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from tqdm import tqdm
 
 from cxrlib.atomic import atomic_path, write_csv, write_json
 from cxrlib.choices import LR_SCHEDULES, POS_WEIGHT_MODES
 from cxrlib.classify.zoo import Classifier, create_model
+from cxrlib.progress import progress_bar
 
 #: Allowed values of ``TrainConfig.monitor`` (the early-stopping metric on validation).
 MONITORS: tuple[str, ...] = ("auc", "loss")
@@ -210,7 +210,9 @@ def fit(
     rows: list[dict[str, Any]] = []
     stopped_early = False
     start = time.perf_counter()
-    bar = tqdm(range(1, config.max_epochs + 1), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(
+        range(1, config.max_epochs + 1), desc=desc, disable=not progress, leave=False
+    )
     for epoch in bar:
         tick = time.perf_counter()
         train_loss = _train_epoch(model, train_loader, optimizer, scaler, weight, device)

@@ -14,7 +14,6 @@ from dataclasses import asdict, replace
 
 import pandas as pd
 from sklearn.model_selection import ParameterGrid
-from tqdm import tqdm
 
 from cxrlib.classify.experiment import (
     check_task,
@@ -27,6 +26,7 @@ from cxrlib.classify.experiment import (
 from cxrlib.classify.train import TrainConfig, mean_auc
 from cxrlib.classify.zoo import ARCHITECTURES, check_architecture, count_parameters
 from cxrlib.images import ImageCache
+from cxrlib.progress import progress_bar
 
 #: The knobs of the grid, in the order of ``grid_results.csv`` columns.
 GRID_KEYS: tuple[str, ...] = ("lr", "weight_decay", "batch_size", "dropout")
@@ -132,7 +132,7 @@ def compare_architectures(
     for name in architectures:
         check_architecture(name)
     rows = []
-    bar = tqdm(architectures, desc="architectures", disable=not progress)
+    bar = progress_bar(architectures, desc="architectures", disable=not progress)
     for name in bar:
         bar.set_postfix(architecture=name)
         params = {d: {"architecture": name} for d in diseases}
@@ -174,7 +174,7 @@ def grid_search(
     if not grid:
         raise ValueError("the grid is empty: give at least one value per knob")
     rows = []
-    for k, point in enumerate(tqdm(grid, desc="grid", disable=not progress)):
+    for k, point in enumerate(progress_bar(grid, desc="grid", disable=not progress)):
         configs = configs_for(task, diseases, {d: point for d in diseases}, replace(base))
         rows += _run(cache, cohort, configs, device=device, progress=False, extra={"grid_point": k})
     return pd.DataFrame(rows)

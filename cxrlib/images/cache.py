@@ -50,7 +50,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from cxrlib.atomic import write_bytes, write_csv, write_json
 from cxrlib.choices import IMAGE_SIZE_RANGE
@@ -61,6 +60,7 @@ from cxrlib.images.decode import (
     default_reader,
     reader_name,
 )
+from cxrlib.progress import progress_bar
 
 #: Bumped whenever the files' layout or the pixel recipe changes; older caches are rebuilt.
 FORMAT_VERSION = 1
@@ -289,7 +289,7 @@ def _fill(
         for rows in (todo[i : i + step] for i in range(0, len(todo), step))
     ]
     pixels = np.memmap(base["pixels_path"], dtype=np.uint8, mode="r+", shape=base["shape"])
-    bar = tqdm(
+    bar = progress_bar(
         total=len(frame),
         initial=len(frame) - len(todo),
         desc="image cache",

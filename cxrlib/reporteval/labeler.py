@@ -29,12 +29,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from cxrlib.atomic import write_csv
 from cxrlib.cli import run_cli
 from cxrlib.mimic import sections as _sections
 from cxrlib.mimic.layout import CHEXPERT_LABELS, POSITIVE, UNCERTAIN
+from cxrlib.progress import progress_bar
 from cxrlib.reporteval import _context
 from cxrlib.reporteval._context import Mention
 
@@ -116,7 +116,7 @@ def label_reports(
     texts = list(texts)
     rows = [
         label_report(t, sections=sections)
-        for t in tqdm(texts, desc="labelling reports", unit="report", disable=not progress)
+        for t in progress_bar(texts, desc="labelling reports", unit="report", disable=not progress)
     ]
     return pd.DataFrame(rows, columns=list(LABELS), dtype=float)
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm import tqdm
+
+from cxrlib.progress import progress_bar
 
 from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, STUDY_ID
 from .backends import LoadedModel, load_model, quiet_transformers
@@ -56,7 +57,9 @@ def generate_reports(
     n = len(conversations)
     starts = range(0, n, batch_size)
     # mininterval: a few bar updates, not one per batch, in stored notebook outputs
-    for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, mininterval=2.0):
+    for start in progress_bar(
+        starts, desc=desc, unit="batch", disable=not progress, mininterval=2.0
+    ):
         items = [conversations[i]["messages"] for i in range(start, min(start + batch_size, n))]
         batch = _prompt_batch(processor, items).to(model.device)
         with torch.inference_mode():

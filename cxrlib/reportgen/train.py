@@ -22,8 +22,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 from transformers import TrainerCallback
+
+from cxrlib.progress import progress_bar
 
 from ..atomic import atomic_dir, write_json
 from .backends import LoadedModel, quiet_transformers
@@ -261,9 +262,12 @@ def _optimizer(device: str) -> str:
 def replace_progress(trainer: Any, progress: bool, desc: str = "training") -> None:
     """One tqdm bar with the latest losses instead of a printed dict per logging step."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
 
-    trainer.remove_callback(ProgressCallback)
-    trainer.remove_callback(PrinterCallback)
+    # in a Jupyter kernel Trainer picks NotebookProgressCallback, whose HTML loss tables
+    # would land in the notebook's outputs beside our bar
+    for callback in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
+        trainer.remove_callback(callback)
     if progress:
         trainer.add_callback(_LossBar(desc))
 
@@ -277,7 +281,7 @@ class _LossBar(TrainerCallback):
         self.postfix: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.bar = tqdm(total=state.max_steps, desc=self.desc, unit="step", mininterval=2.0)
+        self.bar = progress_bar(total=state.max_steps, desc=self.desc, unit="step", mininterval=2.0)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:

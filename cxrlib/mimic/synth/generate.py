@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from cxrlib.choices import SYNTHETIC_SIZE_RANGE
 from cxrlib.mimic import layout
 from cxrlib.mimic.synth import cohort, dicom_writer, labels, phantom, reports, tables
 from cxrlib.paths import cache_dir
+from cxrlib.progress import progress_bar
 
 #: Bump when the output of the same arguments changes, so cached copies are regenerated.
 GENERATOR_VERSION = 4
@@ -211,7 +211,9 @@ def _generate(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         n_studies = sum(len(s.studies) for s in plan)
-        bar = tqdm(total=n_studies, unit="study", desc="synthetic MIMIC-CXR", disable=not progress)
+        bar = progress_bar(
+            total=n_studies, unit="study", desc="synthetic MIMIC-CXR", disable=not progress
+        )
         with bar:
             for done in _render_all(
                 tmp, plan, settings.seed, workers or default_workers(settings.subjects)
