@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from cxrlib.cli import run_cli
+from cxrlib.labeler import label_agreement, label_reports
 from cxrlib.mimic.layout import CHEXPERT_LABELS
 from cxrlib.mimic.synth import cohort, reports
 from cxrlib.mimic.synth.labels import PREVALENCES
-from cxrlib.reporteval.labeler import label_agreement, label_reports
 
 TARGET_REPORTS_PER_S = 100.0
 

@@ -68,6 +68,30 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def check_writable(path: str | os.PathLike[str], *, name: str = "--out") -> Path:
+    """Check, before any work, that a file can be written at ``path``.
+
+    Raises ``IsADirectoryError``, ``NotADirectoryError`` or ``PermissionError`` whose one-line
+    message names ``name`` (the option or parameter) and the path. Missing parent folders are
+    fine: the writers create them.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"{name} {target} is a folder; give a file path")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{name} {target}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{name} {target} is not writable: no permission to write in {folder}"
+        )
+    if target.exists() and not os.access(target, os.W_OK):
+        raise PermissionError(f"{name} {target} is not writable (the file is read-only)")
+    return target
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

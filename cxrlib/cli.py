@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
     FileExistsError,
     ValueError,
     KeyError,

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cxrlib.cli import run_cli
+from cxrlib.labeler import label_report, label_text, labeling_text
+from cxrlib.labeler.command import main as labeler_main
 from cxrlib.mimic.layout import CHEXPERT_LABELS
-from cxrlib.reporteval import labeler
-from cxrlib.reporteval.labeler import label_report, label_text, labeling_text
 
 REALDATA = Path(__file__).parents[1] / ".." / "shared" / "realdata"
 
@@ -300,8 +301,8 @@ def test_cli_writes_input_columns_and_labels(tmp_path: Path, capsys) -> None:
         }
     ).to_csv(source, index=False)
     out = tmp_path / "out" / "labels.csv"
-    status = labeler.run_cli(
-        labeler.main, [str(source), "--text-column", "report", "--out", str(out), "--no-progress"]
+    status = run_cli(
+        labeler_main, [str(source), "--text-column", "report", "--out", str(out), "--no-progress"]
     )
     assert status == 0
     written = pd.read_csv(out, dtype={"study_id": str})
@@ -330,7 +331,7 @@ def test_cli_user_errors(tmp_path: Path, capsys, setup: str, args: list[str], me
     elif setup == "clash":
         pd.DataFrame({"t": ["x"], EDEMA: [1.0]}).to_csv(tmp_path / "in.csv", index=False)
     argv = [str(tmp_path / args[0]), *args[1:], "--out", str(tmp_path / "o.csv")]
-    assert labeler.run_cli(labeler.main, argv) == 2
+    assert run_cli(labeler_main, argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "o.csv").exists()

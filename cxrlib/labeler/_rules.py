@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Direction = Literal["forward", "backward", "both"]
-Kind = Literal["pre_uncertain", "negated", "uncertain", "stable"]
+Kind = Literal["pre_uncertain", "negated", "uncertain", "generic_uncertain"]
 
 #: Pseudo-observation: abnormal findings outside the 14 labels that still rule out No Finding
 #: (CheXpert's ``phrases/mention/no_finding.txt``).
@@ -60,6 +60,7 @@ MENTION_RULES: tuple[MentionRule, ...] = (
         r"enlarged cardiac (?:silhouette|contour|shadow)",
         r"enlargement of the (?:cardiac|heart)"
         r"(?: silhouette| size| shadow| contour)?" + _END,
+        r"heart enlargement",
     ),
     _rule(
         "Cardiomegaly", r"heart(?! (?:failure|rate|disease|border|valve))" + _END, r"heart size",
@@ -101,7 +102,7 @@ MENTION_RULES: tuple[MentionRule, ...] = (
     ),
     _rule(
         "Pleural Effusion", r"pleural fluid", r"effusions?" + _END, r"hydrothorax",
-        r"hydropneumothora\w*",
+        r"hydropneumothora\w*", r"hemo(?:pneumo)?thora\w*", r"fluid in the pleural spaces?",
     ),
     # "pleural plaque" is CheXpert's No Finding phrase; radiologically it is pleural disease.
     _rule(
@@ -109,8 +110,16 @@ MENTION_RULES: tuple[MentionRule, ...] = (
         r"pleural[- ]parenchymal scar\w*", r"pleuro[- ]?parenchymal scar\w*",
         r"pleuro[- ]?pericardial scar\w*", r"pleural plaques?" + _END,
     ),
-    _rule("Pneumonia", r"pneumonias?" + _END, r"infection", r"infectious", r"bronchopneumonia"),
-    _rule("Pneumothorax", r"pneumothora\w*", r"hydropneumothora\w*", r"ptx" + _END),
+    # "pneumonitis": inflammation of the lung parenchyma, read as pneumonia by radiologists.
+    _rule(
+        "Pneumonia", r"pneumonias?" + _END, r"infection", r"infectious", r"bronchopneumonia",
+        r"pneumonitis",
+    ),
+    # Air in the pleural space is a pneumothorax by definition.
+    _rule(
+        "Pneumothorax", r"pneumothora\w*", r"hydropneumothora\w*", r"hemopneumothora\w*",
+        r"ptx" + _END, r"pleural air" + _END, r"air in the pleural spaces?",
+    ),
     # CheXpert's list plus wires, clips, stents, ports and named tubes, which its list misses.
     _rule(
         "Support Devices", r"pacer\w*", r"lines?" + _END, r"picc", r"tubes?" + _END,
@@ -123,16 +132,24 @@ MENTION_RULES: tuple[MentionRule, ...] = (
     ),
     _rule(
         OTHER_ABNORMALITY,
-        r"emphysema", r"blunt\w*", r"densit(?:y|ies)", r"elevat\w*", r"eventration", r"scoliosis",
+        r"emphysema", r"blunt\w*", r"densit(?:y|ies)", r"elevat\w*", r"eventration",
+        r"(?:dextro|levo)?scolio\w*",
         r"degenera\w*", r"calcifi\w*", r"hyperinflat\w*", r"bronchospasm", r"asthma", r"hernia",
         r"copd", r"interstitial markings?", r"plaques?", r"osteophyt\w*", r"aortic disease",
         r"bronchiolitis", r"airways? disease", r"thickening", r"cephalization", r"aspiration",
         r"bullae", r"contusion", r"atherosclero\w*", r"osteopenia", r"metasta\w*", r"granuloma\w*",
         r"pneumomediastinum", r"pneumoperitoneum", r"osteodystrophy", r"cuffing",
         r"irregular lucency", r"inflam\w*", r"fissure", r"hypertension", r"prominen\w*",
-        r"kyphosis", r"hyperexpan\w*", r"bullet", r"reticula\w*", r"thoracentesis", r"bronchitis",
+        r"kyph(?:osis|otic)", r"hyperexpan\w*", r"bullet", r"reticula\w*", r"thoracentesis",
+        r"bronchitis",
         r"volume loss", r"deformit\w*", r"hemorrhage", r"hematoma", r"radiopaque", r"aerophagia",
         r"arthropathy", r"tracheostomy",
+        # Beyond CheXpert's list: common abnormal findings it misses (each rules out "normal").
+        r"tortu(?:ous|osity)", r"ectasia", r"ectatic", r"arthritis", r"arthritic",
+        r"spondylosis", r"foreign bod(?:y|ies)",
+        # Hypoinflation, the mirror image of CheXpert's "hyperinflation".
+        r"(?:low|decreased|reduced|diminished) lung volumes?", r"lung volumes are (?:\w+ )?low",
+        r"hypoinflat\w*", r"under-?inflat\w*", r"under-? ?expan\w*",
     ),
 )
 # fmt: on
@@ -145,7 +162,7 @@ _POSITION = (
 )
 UNMENTION_RULES: dict[str, re.Pattern[str]] = {
     "Cardiomegaly": re.compile(
-        rf"\b{_POSITION} (?:heart|cardiac (?:silhouette|shadow|contour))\b"
+        rf"\b{_POSITION} (?:heart(?! size)|cardiac (?:silhouette|shadow|contour))\b"
         r"|\bheart (?:rate|failure|disease)\b|\bthe heart border\b"
     ),
     "Enlarged Cardiomediastinum": re.compile(
@@ -153,6 +170,12 @@ UNMENTION_RULES: dict[str, re.Pattern[str]] = {
         r"|\bdiaphragm\w* contours?\b|\bbowel contours?\b"
     ),
     "Lung Lesion": re.compile(r"\bcalcified nodul\w*|\bmassive\b|\bmassengale\b"),
+    # A healed granulomatous infection (calcified granulomas) or its sequela is not pneumonia.
+    "Pneumonia": re.compile(
+        r"\bgranulomatous (?:infection|disease|process)"
+        r"|\b(?:prior|previous|old|remote|healed|past|chronic) (?:granulomatous )?infect\w*"
+        r"|\bsequelae? of (?:a )?(?:prior |previous |old |remote )?(?:granulomatous )?infect\w*"
+    ),
     "Lung Opacity": re.compile(r"\bpleural scar\w*|\bpleural[- ]parenchymal scar\w*"),
     "Pleural Effusion": re.compile(r"\bpericardial effusions?\b|\bjoint effusions?\b"),
     "Support Devices": re.compile(
@@ -242,6 +265,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         r"(?:interval )?removal of", r"resolved", r"rule out", r"ruled out", r"r/o",
         r"rather than", r"exclude[sd]?", r"clearing of", r"disappearance of", r"history of",
         r"nothing to suggest", r"normal", r"unremarkable",
+        r"(?:(?:do|does|did) )?not (?:demonstrate|show|reveal|display)",
     ),
     _trigger(
         "negated", "backward", rf"{_AUX}{_ADV}(?:not|no longer|never) {_AUX}{_ADV}{_SEEN}",
@@ -265,18 +289,18 @@ TRIGGERS: tuple[Trigger, ...] = (
         r"(?:may|might|could|would|can) (?:also |possibly )?(?:be |represent |reflect |indicate )?"
         r"(?:represent|reflect|indicate|include|relate to|related to|due to|secondary to|"
         r"correspond to|caused by|signify|suggest|consistent with|compatible with|be)",
-        r"suggest(?:s|ed|ive of|ing)?", r"suggestion of",
+        r"suggestion of", r"question",
         r"differential(?: diagnosis)?(?: considerations?)?(?: includes?)?",
         r"cannot be distinguished from", r"less likely",
         r"not (?:well|clearly) (?:seen|evaluated|assessed|visualized)", r"equivocal",
-        r"borderline", r"correlate clinically for",
+        r"correlate clinically for",
         r"in the (?:appropriate|correct|proper|right) clinical (?:setting|context)", r"obscur\w*",
         r"(?:likely )?secondary to", r"maybe",
     ),
     _trigger(
         "uncertain", "backward",
         rf"{_AUX}{_ADV}(?:suspected|questioned|possible|not excluded|less likely|"
-        r"questionable|a consideration|considered|borderline|difficult to (?:exclude|assess|"
+        r"questionable|a consideration|considered|difficult to (?:exclude|assess|"
         r"evaluate)|obscured|"
         r"not well (?:seen|evaluated|assessed|visualized)|poorly (?:seen|evaluated|assessed|"
         r"visualized)|incompletely (?:seen|evaluated|assessed))",
@@ -289,15 +313,27 @@ TRIGGERS: tuple[Trigger, ...] = (
     _trigger("uncertain", "both", r"or", r"and/or", max_words=3, conjunction=True),
     _trigger("uncertain", "both", r"versus", r"vs\.?", max_words=4, conjunction=True),
     Trigger("uncertain", "both", re.compile(r"\?"), max_words=2, conjunction=True),
-    # CheXpert: "stable/unchanged heart size" says nothing about the size, so it is uncertain.
+    # CheXpert: "stable/unchanged heart size" and "borderline heart size" say nothing definite
+    # about the size, so a generic mention is uncertain; a finding stays what it is
+    # ("borderline cardiomegaly" is cardiomegaly, "no change in the effusion" an effusion).
+    _trigger("generic_uncertain", "forward", r"borderline"),
+    _trigger("generic_uncertain", "backward", rf"{_AUX}{_ADV}borderline"),
     _trigger(
-        "stable", "both",
+        "generic_uncertain", "both",
         rf"{_AUX}{_ADV}(?:stable|unchanged|not (?:significantly )?changed|"
         r"similar(?: to (?:the )?(?:prior|previous)(?: study| exam| examination| radiograph)?)?)",
-        r"no (?:significant |interval )?change in", r"stable appearance of",
+        r"(?:no|without) (?:significant |interval |appreciable )*change(?: in| of)?",
+        r"stable appearance of",
     ),
 )
 # fmt: on
+
+#: A generic mention that no trigger qualifies counts only beside one of these words
+#: ("the heart is enlarged"; not "the heart and lungs have not changed").
+LARGE_WORDS = re.compile(
+    r"enlarg\w*|large[rd]?|largest|big|prominen\w*|increas\w*|widen\w*|wide|dilat\w*"
+    r"|cardiomegaly|globular"
+)
 
 # fmt: off
 #: Tokens that end any scope (ConText's termination terms).
