@@ -40,6 +40,8 @@ _WITH_PHRASES = frozenset({"consistent", "compatible", "keeping", "associated"})
 _LIST_ITEM = re.compile(r"(?:^|\s)\d{1,2}[.)]\s")
 # How far a negated list is searched for its closing "or" ("no a, large b, or c").
 _LIST_WORDS = 24
+# How far before and after a generic mention a "large" word is looked for.
+_MODIFIER_WORDS, _PREDICATE_WORDS = 3, 8
 
 
 @dataclass(frozen=True)
@@ -196,17 +198,22 @@ def _clause_has(pattern: re.Pattern[str], text: str) -> bool:
 
 
 def _says_large(span: _Span, words: list[str]) -> bool:
-    """Does the clause around a generic mention (up to a comma or terminator) say "large"?"""
-    j = span.first - 1
-    while j >= 0 and words[j] != "," and words[j] not in _rules.TERMINATORS:
+    """Does the clause say the structure of a generic mention is large?
+
+    As a modifier just before it ("mildly enlarged cardiac silhouette", "increase in heart
+    size") or in a short predicate after it ("the heart is moderately enlarged"); a comma or a
+    terminator ends the search ("increased density behind the heart" is no cardiomegaly).
+    """
+    for j in range(span.first - 1, max(span.first - 1 - _MODIFIER_WORDS, -1), -1):
+        if words[j] == "," or words[j] in _rules.TERMINATORS:
+            break
         if _rules.LARGE_WORDS.fullmatch(words[j]):
             return True
-        j -= 1
-    j, n = span.stop, len(words)
-    while j < n and words[j] != "," and words[j] not in _rules.TERMINATORS:
+    for j in range(span.stop, min(span.stop + _PREDICATE_WORDS, len(words))):
+        if words[j] == "," or words[j] in _rules.TERMINATORS:
+            break
         if _rules.LARGE_WORDS.fullmatch(words[j]):
             return True
-        j += 1
     return False
 
 

@@ -50,6 +50,7 @@ def _rule(observation: str, *phrases: str, generic: bool = False, uncertain: boo
 # Word endings: CheXpert matches phrase prefixes ("atelecta" matches "atelectatic"); we keep the
 # prefix where CheXpert does and close the word elsewhere so "mass" does not match "massive".
 _END = r"\b"
+_IN_PLEURAL_SPACE = r"(?:with)?in the (?:(?:left|right|bilateral) )?pleural spaces?"
 
 # Phrase tables read best packed, one observation per block.
 # fmt: off
@@ -102,7 +103,8 @@ MENTION_RULES: tuple[MentionRule, ...] = (
     ),
     _rule(
         "Pleural Effusion", r"pleural fluid", r"effusions?" + _END, r"hydrothorax",
-        r"hydropneumothora\w*", r"hemo(?:pneumo)?thora\w*", r"fluid in the pleural spaces?",
+        r"hydropneumothora\w*", r"hemo(?:pneumo)?thora\w*",
+        r"fluid " + _IN_PLEURAL_SPACE,
     ),
     # "pleural plaque" is CheXpert's No Finding phrase; radiologically it is pleural disease.
     _rule(
@@ -118,7 +120,8 @@ MENTION_RULES: tuple[MentionRule, ...] = (
     # Air in the pleural space is a pneumothorax by definition.
     _rule(
         "Pneumothorax", r"pneumothora\w*", r"hydropneumothora\w*", r"hemopneumothora\w*",
-        r"ptx" + _END, r"pleural air" + _END, r"air in the pleural spaces?",
+        r"ptx" + _END, r"pleural air" + _END,
+        r"air " + _IN_PLEURAL_SPACE,
     ),
     # CheXpert's list plus wires, clips, stents, ports and named tubes, which its list misses.
     _rule(
@@ -229,13 +232,15 @@ def _trigger(
 FORWARD_WORDS = 12
 BACKWARD_WORDS = 8
 
-#: Auxiliaries before a backward trigger: "has not been seen", "appears to be normal".
+#: Auxiliaries before a backward trigger: "has not been seen", "appears to be normal". An
+#: "otherwise" right after one belongs to the statement ("the heart is otherwise normal");
+#: anywhere else it is a terminator ("atelectasis at the base, otherwise normal").
 _AUX = (
     r"(?:(?:is|are|was|were|be|been|being|has|have|had|remains?|remained|appears?|appeared|"
-    r"seems?|to) )*"
+    r"seems?|to) (?:otherwise )?)*"
 )
 _ADV = (
-    r"(?:(?:now|still|otherwise|also|again|definitely|clearly|entirely|completely|currently|"
+    r"(?:(?:now|still|also|again|definitely|clearly|entirely|completely|currently|"
     r"largely|grossly|essentially|radiographically|significantly|particularly|more|nearly|"
     r"almost|likely|probably|overall|relatively|quite|fully|therefore) )*"
 )
@@ -300,7 +305,7 @@ TRIGGERS: tuple[Trigger, ...] = (
     _trigger(
         "uncertain", "backward",
         rf"{_AUX}{_ADV}(?:suspected|questioned|possible|not excluded|less likely|"
-        r"questionable|a consideration|considered|difficult to (?:exclude|assess|"
+        r"questionable|(?:a|another) consideration|considered|difficult to (?:exclude|assess|"
         r"evaluate)|obscured|"
         r"not well (?:seen|evaluated|assessed|visualized)|poorly (?:seen|evaluated|assessed|"
         r"visualized)|incompletely (?:seen|evaluated|assessed))",

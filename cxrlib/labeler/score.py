@@ -28,7 +28,16 @@ from cxrlib.labeler._io import read_csv_text, require_column
 from cxrlib.labeler.label import LABELS, NO_FINDING, label_reports
 from cxrlib.mimic.layout import POSITIVE, UNCERTAIN
 
-__all__ = ["GOLD_SUFFIX", "UNCERTAIN_AS", "MACRO", "score_csv", "score_labels", "main"]
+__all__ = [
+    "GOLD_SUFFIX",
+    "MACRO",
+    "UNCERTAIN_AS",
+    "better_convention_f1",
+    "format_table",
+    "main",
+    "score_csv",
+    "score_labels",
+]
 
 GOLD_SUFFIX = " (gold)"
 UNCERTAIN_AS: tuple[str, ...] = ("negative", "positive")
@@ -128,6 +137,16 @@ def score_csv(
     return table
 
 
+def better_convention_f1(table: pd.DataFrame) -> pd.Series:
+    """Per finding (No Finding and the macro rows left out), the higher F1 of the two conventions.
+
+    A gold standard with its own convention for hedged findings (present for some findings,
+    absent for others) is best compared finding by finding under the convention that fits.
+    """
+    findings = table[~table.finding.isin([MACRO, NO_FINDING])]
+    return findings.groupby("finding", sort=False)["f1"].max()
+
+
 def format_table(table: pd.DataFrame) -> str:
     """The long table as one line per finding: both conventions side by side."""
     wide = table.pivot(index="finding", columns="uncertain_as")
@@ -151,6 +170,12 @@ def format_table(table: pd.DataFrame) -> str:
             lines[-1] += "  "
         support = wide.loc[finding, "support"]
         lines[-1] += f"{support['negative']:>4}/{support['positive']}"
+    better = better_convention_f1(table)
+    if not better.empty:
+        lines.append(
+            f"F1 under each finding's better convention: macro {better.mean():.3f}, lowest "
+            f"{better.min():.3f} ({better.idxmin()})"
+        )
     return "\n".join(lines)
 
 
