@@ -280,4 +280,5 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path, module: str) -> None:
         check=True,
     )
     assert "labelled 1 reports" in done.stdout
+    assert ("deprecated" in done.stderr) == (module == "cxrlib.reporteval.labeler")
     assert pd.read_csv(out).loc[0, "Pneumothorax"] == P

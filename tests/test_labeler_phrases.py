@@ -95,6 +95,7 @@ FAMILIES: dict[str, list[tuple[str, dict[str, float]]]] = {
     # Pneumonitis is pneumonia; a healed granulomatous infection is not.
     "pneumonia": [
         ("Aspiration pneumonitis in the right lower lobe.", {PNEU: P}),
+        ("Pneumonic infiltrate in the lingula.", {PNEU: P, OPAC: P}),
         ("Right lower lobe airspace disease, likely pneumonia.", {OPAC: P, PNEU: P}),
         ("Findings are suggestive of pneumonia.", {PNEU: P}),
         ("Calcified nodes from prior granulomatous infection.", {}),

@@ -45,7 +45,7 @@ def test_work_grows_linearly_with_sentence_length() -> None:
 
 
 def test_a_one_megabyte_sentence_is_labelled() -> None:
-    # A guard, not a timing: before the fix this did not finish in 300 s; now ~10 s.
+    # A guard, not a timing: before the fix this did not finish in 300 s; now it takes seconds.
     code = textwrap.dedent(
         f"""
         from cxrlib.labeler import label_report

@@ -27,9 +27,11 @@ class MentionRule:
     """Phrases naming one observation.
 
     ``generic``: the phrase names an anatomical structure rather than a finding ("heart size",
-    "cardiomediastinal silhouette"); CheXpert calls it positive unless a trigger says otherwise,
-    and "stable"/"unchanged" makes it uncertain. ``uncertain``: the phrase itself only suggests
-    the observation ("vascular congestion" for Edema).
+    "cardiomediastinal silhouette"); "stable"/"unchanged"/"borderline" make it uncertain (as in
+    CheXpert), and with no trigger at all it counts only beside a word of :data:`LARGE_WORDS`
+    (CheXpert calls it positive, which misreads "the heart and lungs have not changed").
+    ``uncertain``: the phrase itself only suggests the observation ("vascular congestion" for
+    Edema).
     """
 
     observation: str
@@ -103,8 +105,9 @@ MENTION_RULES: tuple[MentionRule, ...] = (
     ),
     _rule(
         "Pleural Effusion", r"pleural fluid", r"effusions?" + _END, r"hydrothorax",
-        r"hydropneumothora\w*", r"hemo(?:pneumo)?thora\w*",
-        r"fluid " + _IN_PLEURAL_SPACE,
+        r"hydropneumothora\w*",
+        # Beyond CheXpert's list: blood or fluid in the pleural space is a pleural effusion.
+        r"hemo(?:pneumo)?thora\w*", r"fluid " + _IN_PLEURAL_SPACE,
     ),
     # "pleural plaque" is CheXpert's No Finding phrase; radiologically it is pleural disease.
     _rule(
@@ -112,10 +115,11 @@ MENTION_RULES: tuple[MentionRule, ...] = (
         r"pleural[- ]parenchymal scar\w*", r"pleuro[- ]?parenchymal scar\w*",
         r"pleuro[- ]?pericardial scar\w*", r"pleural plaques?" + _END,
     ),
-    # "pneumonitis": inflammation of the lung parenchyma, read as pneumonia by radiologists.
+    # "pneumonitis" (inflammation of the lung parenchyma) and "pneumonic infiltrate" are read
+    # as pneumonia by radiologists.
     _rule(
         "Pneumonia", r"pneumonias?" + _END, r"infection", r"infectious", r"bronchopneumonia",
-        r"pneumonitis",
+        r"pneumonitis", r"pneumonic",
     ),
     # Air in the pleural space is a pneumothorax by definition.
     _rule(
@@ -270,6 +274,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         r"(?:interval )?removal of", r"resolved", r"rule out", r"ruled out", r"r/o",
         r"rather than", r"exclude[sd]?", r"clearing of", r"disappearance of", r"history of",
         r"nothing to suggest", r"normal", r"unremarkable",
+        # The verb belongs to the negation; alone it would end the scope of "not".
         r"(?:(?:do|does|did) )?not (?:demonstrate|show|reveal|display)",
     ),
     _trigger(
@@ -294,6 +299,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         r"(?:may|might|could|would|can) (?:also |possibly )?(?:be |represent |reflect |indicate )?"
         r"(?:represent|reflect|indicate|include|relate to|related to|due to|secondary to|"
         r"correspond to|caused by|signify|suggest|consistent with|compatible with|be)",
+        # CheXpert: "suggestion of" and "question" hedge; "suggestive of"/"suggests" do not.
         r"suggestion of", r"question",
         r"differential(?: diagnosis)?(?: considerations?)?(?: includes?)?",
         r"cannot be distinguished from", r"less likely",

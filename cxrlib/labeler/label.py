@@ -60,6 +60,9 @@ NO_FINDING = "No Finding"
 SUPPORT_DEVICES = "Support Devices"
 _CARDIOMEGALY = "Cardiomegaly"
 _HEART_FAILURE = ("chf", "heart failure")
+#: The ``trigger`` of the Cardiomegaly mention that CheXpert's heart-failure rule adds.
+_HEART_FAILURE_RULE = "heart failure rule"
+_VALUE_WORDS = {POSITIVE: "positive", NEGATIVE: "negative", UNCERTAIN: "uncertain"}
 #: Texts that stand for a missing value, not a report (pandas' and spreadsheets' markers).
 _MISSING_TEXT = re.compile(r"(?:nan|none|null|n/?a|<na>|#n/?a)\.?", re.IGNORECASE)
 
@@ -125,16 +128,13 @@ def explain_report(report_text: str, *, sections: bool = True) -> list[Decision]
     return [_decision(name, labels[name], deciders.get(name)) for name in LABELS]
 
 
-_VALUE_WORDS = {POSITIVE: "positive", NEGATIVE: "negative", UNCERTAIN: "uncertain"}
-#: The ``trigger`` of the Cardiomegaly mention that CheXpert's heart-failure rule adds.
-_HEART_FAILURE_RULE = "heart failure rule"
-
-
 def _decision(name: str, value: float, mention: Mention | None) -> Decision:
-    if mention is None:
-        reason = "no other observation is positive or uncertain" if value == POSITIVE else ""
-        reason = reason or "not mentioned"
-        return Decision(name, value, "", "", "", reason)
+    if mention is None:  # not mentioned, or No Finding that nothing ruled out
+        if value == POSITIVE:
+            return Decision(
+                name, value, "", "", "", "no other observation is positive or uncertain"
+            )
+        return Decision(name, value, "", "", "", "not mentioned")
     trigger = mention.trigger
     if name == NO_FINDING:
         observation = mention.observation.strip("_").replace("_", " ")

@@ -22,4 +22,10 @@ warnings.warn(
 )
 
 if __name__ == "__main__":
+    import sys
+
+    print(
+        "note: python -m cxrlib.reporteval.labeler is deprecated; use python -m cxrlib.labeler",
+        file=sys.stderr,
+    )
     raise SystemExit(run_cli(main))
