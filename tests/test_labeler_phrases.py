@@ -51,6 +51,7 @@ FAMILIES: dict[str, list[tuple[str, dict[str, float]]]] = {
             {CONSOL: N, EFF: N, PTX: N, NOF: P},
         ),
         ("No pneumothorax, large right pleural effusion.", {PTX: N, EFF: P}),
+        ("No pneumothorax, small left effusion or atelectasis.", {PTX: N, EFF: U, ATEL: U}),
         (
             "Without focal opacity, large effusion or pneumothorax is seen.",
             {OPAC: N, EFF: N, PTX: N, NOF: P},

@@ -114,7 +114,7 @@ def sentence_mentions(sentence: str) -> list[Mention]:
 
     A generic mention ("heart size", "mediastinal contours") that no trigger qualifies is kept
     only when its clause says the structure is large ("the heart is enlarged"): otherwise the
-    sentence names anatomy without a finding ("the heart and lungs have not changed").
+    sentence names anatomy without a finding ("the heart is shifted to the left").
     """
     tokens = [m.span() for m in _TOKEN.finditer(sentence)]
     if not tokens:
@@ -343,18 +343,19 @@ def _ends_scope(word: str, words: list[str], j: int) -> bool:
 def _comma_starts_new_clause(words: list[str], j: int, negation: bool) -> bool:
     """After a comma/"and" inside a forward scope: does a new statement start here?
 
-    Yes when the next word opens a new finding ("no effusion, small pneumothorax") unless a
-    negation's list goes on to close with "or" ("no consolidation, large effusion, or
-    pneumothorax"); or when the stretch up to the next comma has its own verb that is not a
-    "seen"-type passive ("no effusion, and the heart is enlarged" vs "no effusion,
-    pneumothorax, or edema is seen").
+    Yes when the next word opens a new finding ("no effusion, small pneumothorax") unless it
+    is a size a negation rules out and the list goes on to close with "or" ("no consolidation,
+    large effusion, or pneumothorax"); or when the stretch up to the next comma has its own
+    verb that is not a "seen"-type passive ("no effusion, and the heart is enlarged" vs "no
+    effusion, pneumothorax, or edema is seen").
     """
     n = len(words)
     k = j + 1
     while k < n and words[k] == "and":
         k += 1
     if k < n and words[k] in _rules.NEW_ITEM_WORDS:
-        return not (negation and _list_closes_with_or(words, k))
+        negated_size = negation and words[k] in _rules.NEGATED_SIZE_WORDS
+        return not (negated_size and _list_closes_with_or(words, k))
     while k < n:
         word = words[k]
         if word == "," or word in _rules.TERMINATORS:

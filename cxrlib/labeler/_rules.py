@@ -29,7 +29,7 @@ class MentionRule:
     ``generic``: the phrase names an anatomical structure rather than a finding ("heart size",
     "cardiomediastinal silhouette"); "stable"/"unchanged"/"borderline" make it uncertain (as in
     CheXpert), and with no trigger at all it counts only beside a word of :data:`LARGE_WORDS`
-    (CheXpert calls it positive, which misreads "the heart and lungs have not changed").
+    (CheXpert calls it positive, which misreads "the heart and lungs have ___ in the interval").
     ``uncertain``: the phrase itself only suggests the observation ("vascular congestion" for
     Edema).
     """
@@ -340,7 +340,7 @@ TRIGGERS: tuple[Trigger, ...] = (
 # fmt: on
 
 #: A generic mention that no trigger qualifies counts only beside one of these words
-#: ("the heart is enlarged"; not "the heart and lungs have not changed").
+#: ("the heart is enlarged"; not "the heart is shifted to the left").
 LARGE_WORDS = re.compile(
     r"enlarg\w*|large[rd]?|largest|big|prominen\w*|increas\w*|widen\w*|wide|dilat\w*"
     r"|cardiomegaly|globular"
@@ -374,6 +374,11 @@ NEW_ITEM_WORDS: frozenset[str] = frozenset(
         "decreasing", "likely", "probable", "possible", "moderate-to-large",
         "small-to-moderate", "extensive", "slight", "slightly", "marked", "markedly",
     }
+)
+#: Sizes that a negation rules out inside its list ("no consolidation, large effusion, or
+#: pneumothorax": a small effusion is not excluded); "small" after a comma starts a finding.
+NEGATED_SIZE_WORDS: frozenset[str] = frozenset(
+    {"large", "moderate", "moderate-to-large", "extensive"}
 )
 #: Words that still continue a list after a comma inside a forward scope when followed by a
 #: "seen"-type verb ("no effusion, pneumothorax, or consolidation is seen").

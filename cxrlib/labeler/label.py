@@ -22,10 +22,12 @@ ones:
 Where we differ from CheXpert, because it reads real text wrongly: a generic anatomy phrase
 ("heart size", "cardiac silhouette", "mediastinal contours") that no negation or hedge
 qualifies counts only when its clause says the structure is large ("the heart is enlarged"),
-not in "the heart and lungs have not changed in the interval"; de-identification placeholders
+not in "the heart and lungs have ___ in the interval"; de-identification placeholders
 (MIMIC's ``___``, Open-i's ``XXXX``) are read as absent words; a few common abnormalities
 CheXpert's No Finding list lacks (tortuous aorta, arthritis, hypoinflation) rule out No
-Finding; a text that is a missing-value marker ("NaN", "None", "N/A") is not labelled.
+Finding; phrases its lists lack are added where radiologists use them (pneumonitis, pleural
+air, hemothorax), and a healed granulomatous infection is not pneumonia; a text that is a
+missing-value marker ("NaN", "None", "N/A") is not labelled.
 
 Gold labels made by other conventions disagree by design, and the difference is kept: on the
 Open-i reports manually coded from MeSH terms (NegBio's gold standard), a hedged pneumonia
