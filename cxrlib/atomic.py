@@ -76,14 +76,15 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def check_writable(
-    path: str | os.PathLike[str], *, what: str = "output", folder: bool = False
+    path: str | os.PathLike[str], *, what: str = "--out", folder: bool = False
 ) -> Path:
     """Fail before any work is done when ``path`` cannot be written, naming it and why.
 
     ``folder=False``: ``path`` is a file to (over)write: it must not be a folder, and the
     nearest existing folder above it must be writable. ``folder=True``: ``path`` is a folder
-    to create or write into. Raises ``IsADirectoryError``, ``NotADirectoryError`` or
-    ``PermissionError`` with a message that names ``what`` and the path.
+    to create or write into. ``what`` names the option or parameter. Raises
+    ``IsADirectoryError``, ``NotADirectoryError`` or ``PermissionError`` with a message that
+    names ``what`` and the path; checking creates nothing.
     """
     target = Path(path)
     if not folder and target.is_dir():

@@ -71,7 +71,7 @@ def binarize(labels: pd.DataFrame, *, uncertain_as: str = "negative") -> pd.Data
     if missing:
         raise ValueError(
             f"label table lacks CheXpert columns {missing}; label the reports with "
-            "cxrlib.reporteval.labeler first"
+            "cxrlib.labeler first"
         )
     values = labels[list(CHEXPERT_LABELS)].astype(float)
     bad = ~(values.isna() | values.isin(sorted(LABEL_VALUES)))

@@ -17,11 +17,11 @@ from typing import TypeVar
 import pandas as pd
 
 from cxrlib.artifacts import CONTROL_FILES, GENERATED_FILES, LLAMA_TRAINING
+from cxrlib.labeler import label_reports, labeling_text
 from cxrlib.mimic.layout import SPLITS
 from cxrlib.paths import REFERENCE_DIR
 from cxrlib.reporteval import clinical, nlg
 from cxrlib.reporteval.baselines import REPORT_COLUMNS
-from cxrlib.reporteval.labeler import label_reports, labeling_text
 
 STAGE05 = LLAMA_TRAINING
 _T = TypeVar("_T")
