@@ -7,6 +7,14 @@ without loading torch or transformers.
 
 from __future__ import annotations
 
+# --- the run folder ------------------------------------------------------------------------
+RUN_FILE = "run.json"  # resolved parameters and package versions of the last run
+INDEX_FILE = "index.html"  # the run's summary page
+NOTEBOOKS_DIR = "notebooks"  # executed copies of the stage notebooks (and their HTML)
+STAGE_RECORD_FILE = ".stage.json"  # a stage's completion record
+LOCK_FILE = ".run.lock"  # held by the run in progress
+
+# --- stages --------------------------------------------------------------------------------
 PREPROCESSING = "01_preprocessing"
 CNN_TUNING = "02_cnn_tuning"
 CNN_TRAIN_TEST = "03_cnn_train_test"
@@ -20,11 +28,16 @@ COUNTS_FILE = "counts.csv"
 REPORT_SAMPLES_FILE = "report_samples.csv"
 SUBJECT_SPLITS_FILE = "subject_splits.csv"
 CACHE_DIR = "images"
+LABEL_PREVALENCE_FILE = "label_prevalence.csv"
+LABEL_PREVALENCE_FIGURE = "label_prevalence.png"
+EXAMPLES_FIGURE = "examples.png"
 
 # 02_cnn_tuning
 COMPARISON_FILE = "architecture_comparison.csv"
 GRID_FILE = "grid_results.csv"
 BEST_PARAMS_FILE = "best_params.csv"
+COMPARISON_FIGURE = "architecture_comparison.png"
+GRID_FIGURE = "grid_results.png"
 
 # 03_cnn_train_test
 METRICS_FILE = "metrics.csv"
@@ -33,12 +46,20 @@ PROBS_FILE = "report_image_probs.csv"
 EMBEDDINGS_FILE = "report_image_embeddings.npz"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "training_logs"
+PAPER_COMPARISON_FILE = "paper_comparison.csv"
+LEARNING_CURVES_FIGURE = "learning_curves.png"
+ROC_FIGURE = "roc_curves.png"
+CONFUSION_FIGURE = "confusion_matrices.png"
+RELIABILITY_FIGURE = "reliability.png"
+PAPER_COMPARISON_FIGURE = "paper_comparison.png"
+GRADCAM_FIGURE = "gradcam.png"
 
 # 04_llama_setup
 MODEL_DIR = "model"
 MODEL_FILE = "model.json"
 LORA_FILE = "lora_config.json"
 ZERO_SHOT_FILE = "zero_shot.csv"
+CONVERSATION_FIGURE = "conversation_example.png"
 
 # 05_llama_training: keyed by ``guided`` (False: the paper's prompt, True: CNN-guided)
 ADAPTER_DIRS = {False: "adapter", True: "adapter_guided"}
@@ -61,3 +82,9 @@ LENGTHS_FILE = "report_lengths.csv"
 EVALUATED_REPORTS_FILE = "evaluated_reports.csv"
 GENERATED_LABELS_FILE = "generated_labels.csv"
 CONTROLS_FILE = "image_dependence.csv"
+REPORT_SCORES_FILE = "report_scores.csv"
+REPORT_SCORES_FIGURE = "report_scores.png"
+PER_FINDING_FIGURE = "ce_per_finding.png"
+CONTROLS_FIGURE = "image_dependence.png"
+GALLERY_FIGURE = "gallery.png"
+LENGTHS_FIGURE = "report_lengths.png"

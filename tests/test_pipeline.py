@@ -7,7 +7,6 @@ others inject a fake executor that writes the stage outputs directly.
 from __future__ import annotations
 
 import functools
-import importlib.machinery
 import json
 import os
 import signal
@@ -15,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import types
 from pathlib import Path
 
 import nbformat
@@ -347,17 +345,11 @@ def test_config_errors_exit_2_before_anything_runs(project, capsys):
     assert not (project / "runs" / "toy" / "run.json").exists()
 
 
-def test_summary_page_hook_is_called_when_present(project, monkeypatch, capsys):
-    module = types.ModuleType("cxrlib.summary")
-    module.__spec__ = importlib.machinery.ModuleSpec("cxrlib.summary", None)
-
-    def write_index(run_dir):
-        Path(run_dir, "index.html").write_text("<html></html>")
-
-    module.write_index = write_index
-    monkeypatch.setitem(sys.modules, "cxrlib.summary", module)
+def test_summary_page_is_written_after_the_stages(project, capsys):
     assert _run_all(project, execute=_fake_execute) == 0
-    assert f"summary page: {project / 'runs' / 'toy' / 'index.html'}" in capsys.readouterr().out
+    index = project / "runs" / "toy" / "index.html"
+    assert f"summary page: {index}" in capsys.readouterr().out
+    assert "01_alpha" in index.read_text()
 
 
 def test_default_run_folder_is_under_the_project(project):

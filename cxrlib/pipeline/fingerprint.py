@@ -19,9 +19,10 @@ from typing import Any
 
 import nbformat
 
+from cxrlib.artifacts import STAGE_RECORD_FILE
 from cxrlib.atomic import TEMPORARY_SUFFIXES, write_json
 
-RECORD_NAME = ".stage.json"
+RECORD_NAME = STAGE_RECORD_FILE
 #: the stale reason of a stage without a record
 NOT_RUN = "not run yet"
 

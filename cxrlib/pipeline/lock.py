@@ -17,7 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-LOCK_NAME = ".run.lock"
+from cxrlib.artifacts import LOCK_FILE
+
+LOCK_NAME = LOCK_FILE
 
 
 class RunFolderBusy(ValueError):

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cxrlib.artifacts import INDEX_FILE
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: traceback lines shown for a failing cell (the end is where the error is)
 TRACEBACK_LINES = 12
@@ -66,7 +68,7 @@ def summary(results: Sequence[StageResult], run_dir: Path) -> str:
         note = f"  ({r.reason})" if r.reason else ""
         lines.append(f"  {r.name:<{width}}  {when}  {r.outcome}{note}")
     lines.append(f"results: {run_dir}")
-    index = run_dir / "index.html"
+    index = run_dir / INDEX_FILE
     if index.is_file():
         lines.append(f"summary page: {index}")
     return "\n".join(lines)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import importlib.metadata
-import importlib.util
 import math
 import os
 import platform
@@ -30,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from cxrlib import artifacts as a
 from cxrlib.atomic import check_writable, write_json
 from cxrlib.config import (
     DATA_ROOT,
@@ -46,6 +45,7 @@ from cxrlib.pipeline import fingerprint, staging
 from cxrlib.pipeline.lock import RunLock
 from cxrlib.pipeline.report import StageResult, failure_report, summary
 from cxrlib.pipeline.stages import STAGES, Stage, check_stages, select_stages
+from cxrlib.pipeline.summary import write_index
 
 KERNEL_NAME = "python3"
 #: Packages whose versions are written to ``run.json``.
@@ -195,7 +195,7 @@ def run(
                 if result.outcome == "interrupted":
                     raise KeyboardInterrupt
                 return 1
-        _write_summary_page(plan.run_dir)
+        write_index(plan.run_dir)
     print(summary(results, plan.run_dir), file=out, flush=True)
     return 0
 
@@ -286,7 +286,7 @@ def _run_stage(
     """Execute one stage and write its record; never raises for a failure inside the notebook."""
     folder = staging.StageFolder(plan.stage_dir(stage), stage.reusable)
     folder.begin()
-    executed = plan.run_dir / "notebooks" / Path(stage.notebook).name
+    executed = plan.run_dir / a.NOTEBOOKS_DIR / Path(stage.notebook).name
     executed.parent.mkdir(parents=True, exist_ok=True)
     upstream = plan.upstream_hashes(stage)
     t0 = time.perf_counter()
@@ -422,7 +422,7 @@ def _write_run_info(plan: Plan, kernel_name: str) -> None:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     write_json(
-        plan.run_dir / "run.json",
+        plan.run_dir / a.RUN_FILE,
         {
             "profile": plan.profile.name,
             "profile_file": str(plan.profile.path),
@@ -444,13 +444,6 @@ def _write_run_info(plan: Plan, kernel_name: str) -> None:
             "versions": versions,
         },
     )
-
-
-def _write_summary_page(run_dir: Path) -> None:
-    """Call ``cxrlib.summary.write_index(run_dir)`` when that module exists."""
-    if importlib.util.find_spec("cxrlib.summary") is None:
-        return
-    importlib.import_module("cxrlib.summary").write_index(run_dir)
 
 
 def _parser(stages: Sequence[Stage]) -> argparse.ArgumentParser:

@@ -23,6 +23,9 @@ class Stage:
     upstream: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     reusable: tuple[str, ...] = ()
+    #: the section of the paper the stage reproduces, and what it does, in a line
+    paper_section: str = ""
+    purpose: str = ""
     #: notebook file relative to the notebooks folder; defaults to ``<name>.ipynb``
     notebook: str = ""
 
@@ -45,6 +48,9 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage(
         a.PREPROCESSING,
+        paper_section="4.1",
+        purpose="cohorts (PA, label 1 or 0, one image per patient), patient-level split, "
+        "report sections, resized image cache",
         outputs=(
             a.COHORT_FILE,
             a.COUNTS_FILE,
@@ -57,11 +63,16 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         a.CNN_TUNING,
+        paper_section="4.2",
+        purpose="CNN architectures compared on validation, then a hyperparameter grid",
         upstream=(a.PREPROCESSING,),
         outputs=(a.COMPARISON_FILE, a.GRID_FILE, a.BEST_PARAMS_FILE),
     ),
     Stage(
         a.CNN_TRAIN_TEST,
+        paper_section="4.4, Results",
+        purpose="the chosen CNN trained; test accuracy, F1 and AUC with intervals, beside the "
+        "paper's",
         upstream=(a.PREPROCESSING, a.CNN_TUNING),
         outputs=(
             a.METRICS_FILE,
@@ -73,12 +84,16 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         a.LLAMA_SETUP,
+        paper_section="4.3",
+        purpose="Llama-3.2-Vision loaded, LoRA configured, conversation format, zero-shot reports",
         # 03: the findings the tiny model's guided pre-training names (tiny_pretrain_guided)
         upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST),
         outputs=(a.MODEL_FILE, a.LORA_FILE, a.ZERO_SHOT_FILE),
     ),
     Stage(
         a.LLAMA_TRAINING,
+        paper_section="4.5",
+        purpose="LoRA fine-tuning, reports generated for validation and test images",
         # 03: the CNN's findings for guided prompting (guided = True)
         upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST, a.LLAMA_SETUP),
         outputs=(
@@ -90,6 +105,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         a.RESULTS_ANALYSIS,
+        paper_section="5",
+        purpose="reports scored (NLG, clinical efficacy) against baselines; what the image adds",
         upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST, a.LLAMA_TRAINING),
         outputs=(a.CE_FILE, a.NLG_FILE, a.PER_FINDING_FILE),
     ),
