@@ -189,6 +189,18 @@ def test_evaluate_reports_and_common_images(stage03: Path, tmp_path: Path) -> No
     assert len(evaluation.per_finding) == 4 * 14 * 2
     assert len(evaluation.labels) == len(reports) == len(evaluation.reference_labels)
 
+    scores = results.report_scores(evaluation, results.length_statistics(reports))
+    assert list(scores.columns) == list(results.REPORT_SCORE_COLUMNS)
+    assert scores.generator.tolist() == [*baselines.BASELINES, "llama_finetuned"]
+    row = scores.set_index("generator").loc["llama_finetuned"]
+    assert (row.reports, row.distinct_per_100, row.uncertain_as) == (1, 100.0, "negative")
+    assert row.bleu4 == nlg.loc["llama_finetuned", "bleu4"]
+    assert row.ce_f1_micro_chexpert14 == 1.0
+    with pytest.raises(ValueError, match="no CE scores with uncertain_as='sometimes'"):
+        results.report_scores(
+            evaluation, results.length_statistics(reports), uncertain_as="sometimes"
+        )
+
 
 def test_common_images_without_overlap() -> None:
     frame = pd.DataFrame(

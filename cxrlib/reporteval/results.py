@@ -245,6 +245,53 @@ def length_statistics(reports: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+#: Columns of ``report_scores.csv``: one row per generator, the numbers a reader compares first.
+REPORT_SCORE_COLUMNS: tuple[str, ...] = (
+    "generator",
+    "reports",
+    "distinct_per_100",
+    "bleu4",
+    "rouge_l",
+    "ce_f1_macro_competition5",
+    "ce_f1_micro_chexpert14",
+    "uncertain_as",
+)
+
+
+def report_scores(
+    evaluation: Evaluation, lengths: pd.DataFrame, *, uncertain_as: str = "negative"
+) -> pd.DataFrame:
+    """``report_scores.csv``: per generator, BLEU-4, ROUGE-L, CE F1 (macro over the five
+    competition findings and micro over the 14 labels, in one convention) and how many
+    distinct reports it wrote per 100 images (a generator that writes one report for every
+    image is a warning sign whatever its scores)."""
+    ce = evaluation.ce[evaluation.ce["uncertain_as"] == uncertain_as]
+    if ce.empty:
+        raise ValueError(
+            f"no CE scores with uncertain_as={uncertain_as!r}; the evaluation holds "
+            f"{sorted(evaluation.ce['uncertain_as'].unique())}"
+        )
+    f1 = ce.set_index(["generator", "average", "labels"])["f1"]
+    nlg_table = evaluation.nlg.set_index("generator")
+    counts = lengths.set_index("text")
+    rows = []
+    for generator in nlg_table.index:
+        reports = int(counts.loc[generator, "reports"])
+        rows.append(
+            {
+                "generator": generator,
+                "reports": reports,
+                "distinct_per_100": 100 * counts.loc[generator, "distinct_reports"] / reports,
+                "bleu4": nlg_table.loc[generator, "bleu4"],
+                "rouge_l": nlg_table.loc[generator, "rouge_l"],
+                "ce_f1_macro_competition5": f1[(generator, "macro", "competition5")],
+                "ce_f1_micro_chexpert14": f1[(generator, "micro", "chexpert14")],
+                "uncertain_as": uncertain_as,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(REPORT_SCORE_COLUMNS))
+
+
 def published_anchors() -> pd.DataFrame:
     """Published MIMIC-CXR report-generation results (other data, other splits and sections)."""
     return pd.read_csv(PUBLISHED_FILE)
