@@ -25,8 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from cxrlib.cli import run_cli
-from cxrlib.images import build_cache, resize_to_square
 from cxrlib.images import cache as cache_module
+from cxrlib.images.cache import build_cache
+from cxrlib.images.decode import resize_to_square
 from cxrlib.mimic.layout import IMAGE_SUFFIXES
 
 OVERHEAD_TARGET = 0.25

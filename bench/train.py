@@ -30,7 +30,9 @@ import torch
 from cxrlib.classify.train import masked_bce
 from cxrlib.classify.zoo import ARCHITECTURES, create_model
 from cxrlib.cli import run_cli
-from cxrlib.images import CachedImageDataset, ImageCache, build_cache, make_loader, train_transform
+from cxrlib.images.cache import ImageCache, build_cache
+from cxrlib.images.dataset import CachedImageDataset, make_loader
+from cxrlib.images.transforms import train_transform
 from cxrlib.paths import stage_dir
 
 TARGET_RATIO = 1.10

@@ -28,6 +28,7 @@ COUNTS_FILE = "counts.csv"
 REPORT_SAMPLES_FILE = "report_samples.csv"
 SUBJECT_SPLITS_FILE = "subject_splits.csv"
 CACHE_DIR = "images"
+DATA_SOURCE_FILE = "data_source.json"  # which data the run read: the look-alike or a real root
 LABEL_PREVALENCE_FILE = "label_prevalence.csv"
 LABEL_PREVALENCE_FIGURE = "label_prevalence.png"
 EXAMPLES_FIGURE = "examples.png"

@@ -6,6 +6,7 @@ tests reach it. Outputs and their schemas are listed in docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,14 @@ from cxrlib.artifacts import (  # noqa: F401 (names of this stage's outputs, use
     CACHE_DIR,
     COHORT_FILE,
     COUNTS_FILE,
+    DATA_SOURCE_FILE,
     REPORT_SAMPLES_FILE,
     SUBJECT_SPLITS_FILE,
 )
 from cxrlib.artifacts import PREPROCESSING as STAGE  # noqa: F401
 from cxrlib.cohort import CohortResult
-from cxrlib.images import ImageCache, transforms
+from cxrlib.images.cache import ImageCache
+from cxrlib.images.normalization import NORMALIZE_MEAN, NORMALIZE_STD
 from cxrlib.mimic import layout
 from cxrlib.mimic.tables import MimicCxr
 
@@ -58,6 +61,25 @@ def resolve_data_root(data_root: str | os.PathLike[str], synthetic: SyntheticSpe
             prevalence=synthetic.prevalence,
         )
     )
+
+
+def write_data_source(
+    out_dir: str | os.PathLike[str], root: str | os.PathLike[str], data_root: str
+) -> Path:
+    """``data_source.json``: whether the run read the synthetic look-alike, and which (the
+    later stages and the summary page say what a number can mean from it)."""
+    return atomic.write_json(
+        Path(out_dir) / DATA_SOURCE_FILE,
+        {"synthetic": data_root == config.SYNTHETIC, "root": describe_root(root)},
+    )
+
+
+def read_data_source(run_dir: str | os.PathLike[str]) -> dict[str, object]:
+    """Stage 01's ``data_source.json`` (see :func:`write_data_source`)."""
+    path = paths.stage_dir(run_dir, STAGE) / DATA_SOURCE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run stage {STAGE} first with the same run_dir")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def describe_root(data_root: str | os.PathLike[str]) -> str:
@@ -140,7 +162,7 @@ def pixel_statistics(cache: ImageCache, dicom_ids: list[str] | None = None) -> p
     """Mean / std / range of the cached pixels, raw ([0, 1]) and after the mean/std 0.5 scaling."""
     ids = list(cache.dicom_ids if dicom_ids is None else dicom_ids)
     raw = cache.stack(ids).astype(np.float32) / 255.0
-    scaled = (raw - transforms.NORMALIZE_MEAN) / transforms.NORMALIZE_STD
+    scaled = (raw - NORMALIZE_MEAN) / NORMALIZE_STD
     return pd.DataFrame(
         [
             {

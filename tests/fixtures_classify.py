@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlib.images import ImageCache, build_cache
+from cxrlib.images.cache import ImageCache, build_cache
 
 SIZE = 32
 DISEASES = ["Edema", "Fracture"]

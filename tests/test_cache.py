@@ -13,8 +13,8 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from cxrlib.images import ImageCache, build_cache, resize_to_square
-from cxrlib.images.cache import INDEX_COLUMNS
+from cxrlib.images.cache import INDEX_COLUMNS, ImageCache, build_cache
+from cxrlib.images.decode import resize_to_square
 
 REALDATA = Path(__file__).parents[1] / ".." / "shared" / "realdata" / "dicom"
 

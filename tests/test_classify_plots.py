@@ -63,3 +63,44 @@ def test_learning_curves_and_confusion_matrices():
 def test_image_gallery_says_when_there_is_nothing_to_show():
     fig = plots.image_gallery([], [])
     assert [t.get_text() for t in fig.axes[0].texts] == ["no examples"]
+
+
+def test_metric_bars_fixed_axis_chance_line_and_missing_values():
+    table = pd.DataFrame(
+        {
+            "disease": ["A", "A", "B", "B"],
+            "arch": ["x", "y", "x", "y"],
+            "auc": [0.2, 0.9, np.nan, 0.7],
+        }
+    )
+    fig = plots.metric_bars(
+        table, value="auc", group="disease", hue="arch", reference=(0.5, "chance"), ylabel="AUC"
+    )
+    ax = fig.axes[0]
+    assert ax.get_ylim() == (0.0, 1.0)  # a bar at 0.2 stays visible
+    assert ax.get_ylabel() == "AUC"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["chance", "x", "y"] or set(labels) == {"chance", "x", "y"}
+    assert [t.get_text() for t in ax.texts] == ["n/a"]  # the missing bar says so
+
+
+def test_example_grid_keeps_columns_aligned_and_marks_empty_panels():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    rows = {"A": [(image, "p = 0.9"), None], "B": [None, (image, "p = 0.7")]}
+    fig = plots.example_grid(rows, ["TP 1", "FP 1"], empty="none")
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["TP 1", "FP 1"]
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["A", "B"]
+    assert [t.get_text() for t in axes[0, 1].texts] == ["none"]
+    assert axes[1, 1].get_xlabel() == "p = 0.7" and not axes[1, 1].texts
+
+
+def test_learning_curves_have_axis_labels():
+    history = pd.DataFrame(
+        {"epoch": [1, 2], "train_loss": [0.7, 0.5], "val_loss": [0.6, 0.6],
+         "val_auc": [0.6, 0.7], "is_best": [False, True]}
+    )  # fmt: skip
+    fig = plots.learning_curves({"m": history})
+    loss_axis, auc_axis = fig.axes[0], fig.axes[-1]
+    assert loss_axis.get_xlabel() == "epoch" and "loss" in loss_axis.get_ylabel()
+    assert auc_axis.get_ylabel() == "validation AUC" and auc_axis.get_ylim() == (0.0, 1.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from fixtures_classify import DISEASES, SIZE, build
 
 from cxrlib import preprocessing
@@ -44,19 +43,6 @@ def test_missing_stage_01_names_the_file_and_what_to_run(tmp_path):
         stage.read_best_params(tmp_path)
 
 
-@pytest.mark.parametrize(
-    ("device", "message"), [("gpu", r"device must be one of \['auto', 'cpu', 'cuda'\]")]
-)
-def test_bad_device(device, message):
-    with pytest.raises(ValueError, match=message):
-        stage.resolve_device(device)
-
-
-def test_auto_device_is_cuda_only_when_available():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert stage.resolve_device("auto").type == expected
-
-
 def test_checkpoints_and_report_image_outputs(run, models, tmp_path):
     data, trained = models
     paths = stage.save_models(tmp_path, trained)
@@ -74,16 +60,22 @@ def test_checkpoints_and_report_image_outputs(run, models, tmp_path):
         assert np.array_equal(saved["embedding"], embeddings)
 
 
-def test_gradcam_examples_give_one_overlay_per_picked_image(models):
+def test_gradcam_examples_fill_an_aligned_grid(models):
     data, trained = models
     predictions = pd.concat(
         [experiment.prediction_rows(m, data.cache, data.cohort) for m in trained]
     )
     thresholds = {d: 0.0 for d in DISEASES}  # everything positive: TPs and FPs exist
-    images, titles = stage.gradcam_examples(trained, data.cache, predictions, thresholds, n=2)
-    assert len(images) == len(titles) == 2 * 2 * 2  # findings x kinds x examples
-    assert images[0].shape == (SIZE, SIZE, 3) and images[0].dtype == np.uint8
-    assert titles[0].startswith("Edema\nTP p=")
+    rows, columns = stage.gradcam_examples(trained, data.cache, predictions, thresholds, n=2)
+    assert columns == ["TP 1", "TP 2", "FP 1", "FP 2"]
+    assert list(rows) == DISEASES and all(len(cells) == 4 for cells in rows.values())
+    image, caption = rows["Edema"][0]
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
+    assert caption.startswith("p = ")
+    # no false positive when nothing negative is called positive: empty FP cells, TP kept
+    thresholds = {d: 1.1 for d in DISEASES}  # nothing positive: no TP, no FP
+    rows, _ = stage.gradcam_examples(trained, data.cache, predictions, thresholds, n=2)
+    assert all(cell is None for cells in rows.values() for cell in cells)
 
 
 def test_metrics_display_keeps_the_headline_columns_in_file_order():

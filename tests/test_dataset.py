@@ -12,18 +12,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from cxrlib.images import (
-    NORMALIZE_MEAN,
-    NORMALIZE_STD,
-    CachedImageDataset,
-    ImageCache,
-    build_cache,
-    denormalize,
-    first_batch_problems,
-    make_loader,
-    pixels_to_tensor,
-    train_transform,
-)
+from cxrlib.images.cache import ImageCache, build_cache
+from cxrlib.images.dataset import CachedImageDataset, first_batch_problems, make_loader
+from cxrlib.images.normalization import NORMALIZE_MEAN, NORMALIZE_STD
+from cxrlib.images.transforms import denormalize, pixels_to_tensor, train_transform
 
 SIZE = 16
 N = 24

@@ -11,7 +11,7 @@ from fixtures_mimic import Study, dicom_id, write_root
 
 from cxrlib import preprocessing
 from cxrlib.cohort import SplitRatios, build_cohort
-from cxrlib.images import build_cache
+from cxrlib.images.cache import build_cache
 from cxrlib.mimic.tables import MimicCxr
 from cxrlib.reportset import build_report_samples
 

@@ -8,6 +8,7 @@ import huggingface_hub.constants
 import pytest
 import torch
 
+from cxrlib.devices import resolve_device
 from cxrlib.reportgen import backends
 from cxrlib.reportgen.backends import LoraSettings, lora_target_modules, select_backend
 
@@ -44,13 +45,14 @@ def test_select_backend_errors(backend, device, unsloth, message):
 
 
 def test_resolve_device():
-    assert backends.resolve_device("cpu") == "cpu"
-    assert backends.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    """One answer for both halves of the study (CNNs and the report model)."""
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match=r"device must be one of \['auto', 'cpu', 'cuda'\]"):
-        backends.resolve_device("gpu")
+        resolve_device("gpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU: use device = 'auto' or 'cpu'"):
-            backends.resolve_device("cuda")
+            resolve_device("cuda")
 
 
 def test_unsloth_without_gpu_is_one_clear_error(tmp_path):

@@ -31,7 +31,9 @@ from cxrlib.classify.train import (
 )
 from cxrlib.classify.zoo import Classifier
 from cxrlib.cohort import COHORT_COLUMNS
-from cxrlib.images import CachedImageDataset, ImageCache, make_loader, train_transform
+from cxrlib.images.cache import ImageCache
+from cxrlib.images.dataset import CachedImageDataset, make_loader
+from cxrlib.images.transforms import train_transform
 from cxrlib.mimic.layout import DICOM_ID, PATH, SPLIT_COLUMN, SPLITS, STUDY_ID, SUBJECT_ID
 from cxrlib.seeding import seed_everything
 

@@ -144,3 +144,13 @@ def auc_long(comparison: pd.DataFrame) -> pd.DataFrame:
              "ci_low": r.auc_ci_low, "ci_high": r.auc_ci_high}
         )  # fmt: skip
     return pd.DataFrame(rows, columns=["disease", "source", "auc", "ci_low", "ci_high"])
+
+
+def comparison_title(synthetic: bool) -> str:
+    """Title of the AUC figure beside the paper, with the caveat the data calls for."""
+    if synthetic:
+        return (
+            "Test AUC: the paper (real MIMIC-CXR) and this run "
+            "(synthetic look-alike: not comparable)"
+        )
+    return "Test AUC: the paper and this run (MIMIC-CXR; other split, other test images)"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from cxrlib import preprocessing
 from cxrlib.artifacts import (  # noqa: F401 (names of the outputs of stages 02 and 03)
@@ -30,7 +29,6 @@ from cxrlib.artifacts import (  # noqa: F401 (names of the outputs of stages 02 
 from cxrlib.artifacts import CNN_TRAIN_TEST as TRAIN_TEST_STAGE  # noqa: F401
 from cxrlib.artifacts import CNN_TUNING as TUNING_STAGE
 from cxrlib.atomic import atomic_path, write_csv
-from cxrlib.choices import DEVICES
 from cxrlib.classify.evaluate import HEADLINE_METRICS_COLUMNS
 from cxrlib.classify.experiment import (
     TrainedModel,
@@ -40,7 +38,8 @@ from cxrlib.classify.experiment import (
 )
 from cxrlib.classify.gradcam import EXAMPLE_KINDS, gradcam_maps, overlay, pick_examples
 from cxrlib.classify.train import save_checkpoint
-from cxrlib.images import CachedImageDataset, ImageCache
+from cxrlib.images.cache import ImageCache
+from cxrlib.images.dataset import CachedImageDataset
 from cxrlib.images.transforms import denormalize
 from cxrlib.mimic.layout import DICOM_ID, SPLIT_COLUMN
 from cxrlib.paths import stage_dir
@@ -71,17 +70,6 @@ def load_preprocessed(run_dir: str | os.PathLike[str], diseases: Sequence[str]) 
     check_cohort(cohort, diseases)
     cache = ImageCache.open(folder / preprocessing.CACHE_DIR)
     return Preprocessed(cache, cohort, samples)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device = 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def read_best_params(run_dir: str | os.PathLike[str]) -> pd.DataFrame:

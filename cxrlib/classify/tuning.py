@@ -25,7 +25,7 @@ from cxrlib.classify.experiment import (
 )
 from cxrlib.classify.train import TrainConfig, mean_auc
 from cxrlib.classify.zoo import ARCHITECTURES, check_architecture, count_parameters
-from cxrlib.images import ImageCache
+from cxrlib.images.cache import ImageCache
 from cxrlib.progress import progress_bar
 
 #: The knobs of the grid, in the order of ``grid_results.csv`` columns.

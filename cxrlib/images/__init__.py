@@ -1,28 +1,7 @@
-"""Images: the preprocessing cache, the CNN dataset and its augmentation (no disease knowledge)."""
+"""Images: the preprocessing cache, the CNN dataset and its augmentation (no disease knowledge).
 
-from cxrlib.images.cache import ImageCache, build_cache
-from cxrlib.images.dataset import CachedImageDataset, first_batch_problems, make_loader
-from cxrlib.images.decode import resize_to_square
-from cxrlib.images.transforms import (
-    NORMALIZE_MEAN,
-    NORMALIZE_STD,
-    denormalize,
-    normalize,
-    pixels_to_tensor,
-    train_transform,
-)
-
-__all__ = [
-    "NORMALIZE_MEAN",
-    "NORMALIZE_STD",
-    "CachedImageDataset",
-    "ImageCache",
-    "build_cache",
-    "denormalize",
-    "first_batch_problems",
-    "make_loader",
-    "normalize",
-    "pixels_to_tensor",
-    "resize_to_square",
-    "train_transform",
-]
+Modules, imported one by one (this package imports nothing, so that stage 01 builds its cache
+without loading torch): ``decode`` (reading and resizing one image), ``cache`` (the
+preprocessing cache), ``normalization`` (how pixels become model input), ``transforms``
+(tensors and training augmentation), ``dataset`` (the CNN dataset and loader).
+"""

@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Sequen
 from torch.utils.data.sampler import BatchSampler
 
 from cxrlib.images.cache import ImageCache
-from cxrlib.images.transforms import NORMALIZE_MEAN, NORMALIZE_STD, pixels_to_tensor
+from cxrlib.images.normalization import NORMALIZE_MEAN, NORMALIZE_STD
+from cxrlib.images.transforms import pixels_to_tensor
 from cxrlib.seeding import worker_init_fn
 
 Transform = Callable[[torch.Tensor], torch.Tensor]

@@ -11,9 +11,8 @@ import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
-#: The paper normalises with mean = std = 0.5 (one grey channel; the same for all three channels).
-NORMALIZE_MEAN = 0.5
-NORMALIZE_STD = 0.5
+from cxrlib.images.normalization import NORMALIZE_MEAN, NORMALIZE_STD
+
 #: Default largest rotation (degrees) of the training augmentation.
 MAX_ROTATION = 10.0
 

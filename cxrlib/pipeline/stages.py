@@ -57,6 +57,7 @@ STAGES: tuple[Stage, ...] = (
             a.REPORT_SAMPLES_FILE,
             a.CACHE_DIR,
             a.SUBJECT_SPLITS_FILE,
+            a.DATA_SOURCE_FILE,
         ),
         # the image cache resumes an unfinished build and rebuilds itself when its inputs change
         reusable=(a.CACHE_DIR,),

@@ -134,7 +134,7 @@ def gallery(
     Returns images (uint8), references, generator -> generated texts, and captions with the
     image id and the CNN's probabilities.
     """
-    from cxrlib.images import ImageCache
+    from cxrlib.images.cache import ImageCache
 
     ids = sorted(reports["dicom_id"].unique())
     rng = np.random.default_rng(seed)

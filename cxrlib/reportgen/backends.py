@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from cxrlib.choices import BACKENDS, DEVICES
+from cxrlib.choices import BACKENDS
+from cxrlib.devices import resolve_device
 
 #: Hub ids of the real model this project knows (what the paper fine-tuned).
 REAL_MODELS: dict[str, str] = {
@@ -118,19 +119,6 @@ def quiet_transformers() -> Iterator[None]:
 def unsloth_installed() -> bool:
     """Whether the ``unsloth`` package can be imported (it is the ``gpu`` extra)."""
     return importlib.util.find_spec("unsloth") is not None
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device 'cuda' was asked for but torch sees no CUDA GPU: use device = 'auto' or 'cpu'"
-        )
-    return device
 
 
 def select_backend(
