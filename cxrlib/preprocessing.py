@@ -14,21 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlib import artifacts as a
 from cxrlib import atomic, config, paths
-from cxrlib.artifacts import (  # noqa: F401 (names of this stage's outputs, used by readers)
-    CACHE_DIR,
-    COHORT_FILE,
-    COUNTS_FILE,
-    DATA_SOURCE_FILE,
-    REPORT_SAMPLES_FILE,
-    SUBJECT_SPLITS_FILE,
-)
-from cxrlib.artifacts import PREPROCESSING as STAGE  # noqa: F401
 from cxrlib.cohort import CohortResult
 from cxrlib.images.cache import ImageCache
 from cxrlib.images.normalization import NORMALIZE_MEAN, NORMALIZE_STD
 from cxrlib.mimic import layout
 from cxrlib.mimic.tables import MimicCxr
+from cxrlib.reportset import REPORT_SAMPLE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -69,17 +62,48 @@ def write_data_source(
     """``data_source.json``: whether the run read the synthetic look-alike, and which (the
     later stages and the summary page say what a number can mean from it)."""
     return atomic.write_json(
-        Path(out_dir) / DATA_SOURCE_FILE,
+        Path(out_dir) / a.DATA_SOURCE_FILE,
         {"synthetic": data_root == config.SYNTHETIC, "root": describe_root(root)},
     )
 
 
 def read_data_source(run_dir: str | os.PathLike[str]) -> dict[str, object]:
     """Stage 01's ``data_source.json`` (see :func:`write_data_source`)."""
-    path = paths.stage_dir(run_dir, STAGE) / DATA_SOURCE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run stage {STAGE} first with the same run_dir")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(_stage_file(run_dir, a.DATA_SOURCE_FILE).read_text(encoding="utf-8"))
+
+
+def read_cohort(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Stage 01's ``cohort.csv`` (``dicom_id`` as text)."""
+    return pd.read_csv(_stage_file(run_dir, a.COHORT_FILE), dtype={layout.DICOM_ID: str})
+
+
+def read_report_samples(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Stage 01's ``report_samples.csv``: ids as text, an absent section as ''; the one reader
+    every later stage uses."""
+    path = _stage_file(run_dir, a.REPORT_SAMPLES_FILE)
+    frame = pd.read_csv(path, dtype={layout.DICOM_ID: str}, keep_default_na=False)
+    missing = [c for c in REPORT_SAMPLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{path} lacks columns {missing} (has {list(frame.columns)}); re-run stage "
+            f"{a.PREPROCESSING}"
+        )
+    return frame
+
+
+def open_cache(run_dir: str | os.PathLike[str]) -> ImageCache:
+    """Stage 01's image cache."""
+    return ImageCache.open(_stage_file(run_dir, a.CACHE_DIR))
+
+
+def _stage_file(run_dir: str | os.PathLike[str], name: str) -> Path:
+    path = paths.stage_dir(run_dir, a.PREPROCESSING) / name
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: run stage {a.PREPROCESSING} first (python run_all.py --until "
+            f"{a.PREPROCESSING}) with the same run_dir"
+        )
+    return path
 
 
 def describe_root(data_root: str | os.PathLike[str]) -> str:
@@ -204,9 +228,9 @@ def write_outputs(out_dir: str | os.PathLike[str], result: CohortResult) -> list
     """Write the cohort, its counts and the subject split atomically; return the paths."""
     out = Path(out_dir)
     return [
-        atomic.write_csv(out / COHORT_FILE, result.cohort),
-        atomic.write_csv(out / COUNTS_FILE, result.counts),
-        atomic.write_csv(out / SUBJECT_SPLITS_FILE, result.subject_splits),
+        atomic.write_csv(out / a.COHORT_FILE, result.cohort),
+        atomic.write_csv(out / a.COUNTS_FILE, result.counts),
+        atomic.write_csv(out / a.SUBJECT_SPLITS_FILE, result.subject_splits),
     ]
 
 
@@ -214,7 +238,7 @@ def write_report_samples(
     out_dir: str | os.PathLike[str], report_samples: pd.DataFrame
 ) -> list[Path]:
     """Write the report-generation samples atomically; return the path (in a list)."""
-    return [atomic.write_csv(Path(out_dir) / REPORT_SAMPLES_FILE, report_samples)]
+    return [atomic.write_csv(Path(out_dir) / a.REPORT_SAMPLES_FILE, report_samples)]
 
 
 def list_outputs(out_dir: str | os.PathLike[str]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from fixtures_classify import DISEASES, SIZE, build
 
-from cxrlib import preprocessing
+from cxrlib import artifacts as a
 from cxrlib.classify import evaluate, experiment, stage
 from cxrlib.classify.train import TrainConfig, load_checkpoint
 
@@ -16,12 +16,12 @@ from cxrlib.classify.train import TrainConfig, load_checkpoint
 def run(tmp_path_factory):
     """A run folder whose 01_preprocessing holds the tiny cohort, report samples and cache."""
     run_dir = tmp_path_factory.mktemp("run")
-    folder = run_dir / preprocessing.STAGE
-    cache, cohort = build(tmp_path_factory.mktemp("data"), folder / preprocessing.CACHE_DIR)
-    cohort.to_csv(folder / preprocessing.COHORT_FILE, index=False)
+    folder = run_dir / a.PREPROCESSING
+    cache, cohort = build(tmp_path_factory.mktemp("data"), folder / a.CACHE_DIR)
+    cohort.to_csv(folder / a.COHORT_FILE, index=False)
     samples = cohort.drop_duplicates("dicom_id").head(10)
     samples = samples.drop(columns=["disease", "label"]).assign(findings="", impression="x")
-    samples.to_csv(folder / preprocessing.REPORT_SAMPLES_FILE, index=False)
+    samples.to_csv(folder / a.REPORT_SAMPLES_FILE, index=False)
     return run_dir
 
 

@@ -614,3 +614,20 @@ def test_a_killed_runners_lock_does_not_block(project):
     holder.kill()  # SIGKILL: no clean-up runs
     holder.wait(timeout=30)
     assert _run_all(project, execute=_fake_execute) == 0
+
+
+def test_refresh_drops_run_time_metadata_only(tmp_path):
+    from cxrlib.pipeline.refresh import strip_volatile_metadata
+
+    path = tmp_path / "n.ipynb"
+    _write_notebook(path, "01_alpha", "x = 1\n")
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["papermill"] = {"duration": 1.0}
+    nb.cells[3].metadata["execution"] = {"iopub.status.busy": "2026-01-01"}
+    nb.cells[3].metadata["papermill"] = {"duration": 0.1}
+    nbformat.write(nb, path)
+    strip_volatile_metadata(path)
+    nb = nbformat.read(path, as_version=4)
+    assert "papermill" not in nb.metadata and "kernelspec" in nb.metadata
+    assert not {"execution", "papermill"} & set(nb.cells[3].metadata)
+    assert nb.cells[1].metadata["tags"] == ["parameters"]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from fixtures_mimic import Study, dicom_id, write_root
 
+from cxrlib import artifacts as a
 from cxrlib import preprocessing
 from cxrlib.cohort import SplitRatios, build_cohort
 from cxrlib.images.cache import build_cache
@@ -93,7 +94,7 @@ def test_resolve_data_root_checks_a_real_root(root: Path, tmp_path: Path) -> Non
 def test_stage_outputs_end_to_end_on_a_fixture_root(root: Path, tmp_path: Path) -> None:
     result = build_cohort(root, diseases=[EFFUSION], ratios=SplitRatios(0.25, 0.25), seed=0)
     samples = build_report_samples(root, result.subject_splits, progress=False)
-    out = tmp_path / "run" / preprocessing.STAGE
+    out = tmp_path / "run" / a.PREPROCESSING
     written = preprocessing.write_outputs(out, result)
     written += preprocessing.write_report_samples(out, samples)
     assert [p.name for p in written] == [

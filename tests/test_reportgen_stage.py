@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cxrlib import preprocessing
+from cxrlib import artifacts as a
 from cxrlib.reportgen import stage
 from cxrlib.reportgen.backends import LoadedModel, LoraSettings
 
@@ -28,9 +28,9 @@ def _samples():
 def test_report_samples_and_splits(tmp_path):
     with pytest.raises(FileNotFoundError, match="report_samples.csv not found: run stage 01"):
         stage.report_samples(tmp_path)
-    folder = tmp_path / preprocessing.STAGE
+    folder = tmp_path / a.PREPROCESSING
     folder.mkdir()
-    _samples().to_csv(folder / preprocessing.REPORT_SAMPLES_FILE, index=False)
+    _samples().to_csv(folder / a.REPORT_SAMPLES_FILE, index=False)
     samples = stage.report_samples(tmp_path)
     assert samples["findings"].tolist() == ["Normal.", "", "Effusion."]  # empty stays ''
     assert stage.split(samples, "validate", "test")["dicom_id"].tolist() == ["b", "c"]

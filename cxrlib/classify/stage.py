@@ -56,20 +56,10 @@ class Preprocessed:
 
 def load_preprocessed(run_dir: str | os.PathLike[str], diseases: Sequence[str]) -> Preprocessed:
     """Stage 01's cache, cohort and report samples; every finding needs images in every split."""
-    folder = stage_dir(run_dir, preprocessing.STAGE)
-    for name in (preprocessing.COHORT_FILE, preprocessing.REPORT_SAMPLES_FILE):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(
-                f"{folder / name} not found: run stage {preprocessing.STAGE} first "
-                f"(python run_all.py --until {preprocessing.STAGE}) with the same run_dir"
-            )
-    cohort = pd.read_csv(folder / preprocessing.COHORT_FILE, dtype={DICOM_ID: str})
-    samples = pd.read_csv(
-        folder / preprocessing.REPORT_SAMPLES_FILE, dtype={DICOM_ID: str}, keep_default_na=False
-    )
+    cohort = preprocessing.read_cohort(run_dir)
+    samples = preprocessing.read_report_samples(run_dir)
     check_cohort(cohort, diseases)
-    cache = ImageCache.open(folder / preprocessing.CACHE_DIR)
-    return Preprocessed(cache, cohort, samples)
+    return Preprocessed(preprocessing.open_cache(run_dir), cohort, samples)
 
 
 def read_best_params(run_dir: str | os.PathLike[str]) -> pd.DataFrame:

@@ -35,12 +35,15 @@ def refresh(
     *,
     run_dir: Path = INTERACTIVE_RUN_DIR,
     kernel_name: str = KERNEL_NAME,
+    fresh: bool = True,
 ) -> None:
-    """Execute ``notebooks`` in order, each saved over itself, from an empty ``run_dir``."""
+    """Execute ``notebooks`` in order, each saved over itself; ``fresh`` empties ``run_dir``
+    first (else the earlier stages' outputs there are read)."""
     check_kernel(kernel_name)
     apply_openmp_environment()
     execute = papermill_executor(kernel_name)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(run_dir, ignore_errors=True)
     for path in notebooks:
         t0 = time.perf_counter()
         # no parameters: the notebook runs with its own defaults, as nbval runs it
@@ -68,9 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--until", metavar="S", help="stop after this stage (earlier ones always run)"
     )
+    parser.add_argument(
+        "--only",
+        metavar="S[,S]",
+        help="re-execute only these, reading the earlier stages' outputs already in "
+        "runs/interactive/",
+    )
     args = parser.parse_args(argv)
-    stages = select_stages(STAGES, stop=args.until)
-    refresh([NOTEBOOKS_DIR / s.notebook for s in stages])
+    if args.only:
+        stages = select_stages(STAGES, only=[s.strip() for s in args.only.split(",")])
+    else:
+        stages = select_stages(STAGES, stop=args.until)
+    refresh([NOTEBOOKS_DIR / s.notebook for s in stages], fresh=not args.only)
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlib import artifacts as a
 from cxrlib import preprocessing
 from cxrlib.artifacts import (
     CE_FILE,
@@ -34,7 +35,7 @@ from cxrlib.mimic.layout import DICOM_ID, SUBJECT_ID
 from cxrlib.paths import stage_dir
 from cxrlib.reporteval import baselines, clinical, results
 
-STAGE01, STAGE03, STAGE05 = preprocessing.STAGE, TRAIN_TEST_STAGE, results.STAGE05
+STAGE01, STAGE03, STAGE05 = a.PREPROCESSING, TRAIN_TEST_STAGE, results.STAGE05
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,7 @@ class Inputs:
 
     def report_samples(self) -> pd.DataFrame:
         """Stage 01's report samples (ids as strings, empty sections as '')."""
-        path = self.stage01 / preprocessing.REPORT_SAMPLES_FILE
-        _require(path, STAGE01)
-        return pd.read_csv(path, dtype={"dicom_id": str}, keep_default_na=False)
+        return preprocessing.read_report_samples(self.run_dir)
 
     def cnn_metrics(self) -> pd.DataFrame:
         path = self.stage03 / METRICS_FILE
@@ -134,13 +133,12 @@ def gallery(
     Returns images (uint8), references, generator -> generated texts, and captions with the
     image id and the CNN's probabilities.
     """
-    from cxrlib.images.cache import ImageCache
 
     ids = sorted(reports["dicom_id"].unique())
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(ids), size=min(examples, len(ids)), replace=False).tolist())
     picked = [ids[i] for i in chosen]
-    cache = ImageCache.open(inputs.stage01 / preprocessing.CACHE_DIR)
+    cache = preprocessing.open_cache(inputs.run_dir)
     probs = inputs.cnn_probs().set_index("dicom_id")
     by_image = reports.set_index(["generator", "dicom_id"])
     generators = list(dict.fromkeys(reports["generator"]))

@@ -33,12 +33,12 @@ from ..artifacts import LLAMA_TRAINING as TRAINING_STAGE  # noqa: F401
 from ..artifacts import LOSS_CURVE_FILE as CURVE_FILE  # noqa: F401
 from ..artifacts import TRAINING_LOG_FILES as LOG_FILES
 from ..atomic import write_csv, write_json
-from ..images import ImageCache
-from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, SPLITS
+from ..images.cache import ImageCache
+from ..mimic.layout import SPLIT_COLUMN, SPLITS
 from ..paths import stage_dir
 from . import controls
 from .backends import LoadedModel, LoraSettings, add_lora, load_model, resolve_model_path
-from .dataset import ConversationDataset, ImageSource, check_report_samples, reports
+from .dataset import ConversationDataset, ImageSource, reports
 from .generate import compare_models, generate_reports, generation_frame, load_finetuned
 from .guidance import classifier_findings
 from .pretrain import PretrainSettings
@@ -54,20 +54,12 @@ _PARTS = ("vision_model", "multi_modal_projector", "language_model", "lm_head")
 
 def report_samples(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """Stage 01's report samples (ids as strings, absent sections as '')."""
-    path = stage_dir(run_dir, preprocessing.STAGE) / preprocessing.REPORT_SAMPLES_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: run stage {preprocessing.STAGE} first "
-            f"(python run_all.py --until {preprocessing.STAGE}) with the same run_dir"
-        )
-    frame = pd.read_csv(path, dtype={DICOM_ID: str}, keep_default_na=False)
-    check_report_samples(frame, str(path))
-    return frame
+    return preprocessing.read_report_samples(run_dir)
 
 
 def image_cache(run_dir: str | os.PathLike[str]) -> ImageCache:
     """Stage 01's preprocessed images."""
-    return ImageCache.open(stage_dir(run_dir, preprocessing.STAGE) / preprocessing.CACHE_DIR)
+    return preprocessing.open_cache(run_dir)
 
 
 def split(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
