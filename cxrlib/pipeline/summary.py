@@ -157,7 +157,7 @@ th { background: #f2f2f2; } td.text { text-align: left; }
 .banner ul { margin: 0.2rem 0 0.6rem; }
 .caption { color: #444; font-size: 0.85rem; margin: 0 0 1.2rem; max-width: 60rem; }
 figure { margin: 0.5rem 0 1.5rem; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
+figure img { max-width: min(100%, 780px); border: 1px solid #ddd; }
 figcaption { font-size: 0.85rem; color: #444; }
 details { margin: 0.4rem 0; } summary { cursor: pointer; } code { background: #f5f5f5; }
 .scroll { overflow-x: auto; }
