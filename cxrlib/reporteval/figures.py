@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -62,7 +63,7 @@ def image_dependence(dependence: pd.DataFrame, *, uncertain_as: str = "negative"
         model=lambda t: t["generator"] + " vs " + t["control"],
     )
     low = min(0.0, float(table["ci_low"].min())) - 0.05
-    high = max(0.0, float(table["ci_high"].max())) + 0.12  # room for the legend
+    high = max(0.0, float(table["ci_high"].max())) + 0.05
     fig = plots.metric_bars(
         table,
         value="difference",
@@ -71,6 +72,7 @@ def image_dependence(dependence: pd.DataFrame, *, uncertain_as: str = "negative"
         low="ci_low",
         high="ci_high",
         ylim=(low, high),
+        ylabel="F1 minus control F1",
         title=f"What the image adds: F1 minus control F1 (uncertain counted as {uncertain_as})",
     )
     fig.axes[0].axhline(0.0, color="black", linewidth=0.8)
@@ -94,49 +96,66 @@ def length_histogram(reports: pd.DataFrame, *, bins: int = 20) -> Figure:
     return fig
 
 
-def report_gallery(
-    images: Sequence[np.ndarray],
-    references: Sequence[str],
-    generated: Mapping[str, Sequence[str]],
-    captions: Sequence[str],
-    *,
-    width: int = 44,
-    max_lines: int = 18,
-) -> Figure:
-    """One row per example: the image, then reference and generated reports side by side.
+@dataclass(frozen=True)
+class GalleryExample:
+    """One image of the gallery: what each generator wrote for it, and what it was shown."""
 
-    ``images``: grey (S, S) uint8 or float in [0, 1]; ``generated``: generator -> texts;
-    ``captions``: lines under each image (e.g. its id and the CNN's probabilities).
-    """
-    columns = ["reference", *generated]
-    n = len(images)
-    fig, axes = plt.subplots(
-        max(n, 1),
-        1 + len(columns),
-        figsize=(2.6 + 3.3 * len(columns), 3.2 * max(n, 1)),
-        squeeze=False,
-        gridspec_kw={"width_ratios": [0.8] + [1.0] * len(columns)},
-    )
-    for i in range(n):
-        image = np.asarray(images[i])
-        axes[i, 0].imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
-        axes[i, 0].set_xlabel(captions[i], fontsize=6, loc="left")
-        texts = [references[i], *(generated[g][i] for g in generated)]
-        for j, (name, text) in enumerate(zip(columns, texts, strict=True), start=1):
-            lines = textwrap.wrap(labeling_text(text) or "(empty)", width=width)
-            if len(lines) > max_lines:
-                lines = [*lines[: max_lines - 1], "[...]"]
-            axes[i, j].text(
-                0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=7, family="monospace"
-            )
-            if i == 0:
-                axes[i, j].set_title(name, fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    if n == 0:
-        axes[0, 0].text(0.5, 0.5, "no examples", ha="center", va="center")
-    fig.tight_layout()
+    dicom_id: str
+    image: np.ndarray  # grey (S, S), uint8 or float in [0, 1]
+    caption: str  # a line under the image, e.g. the CNN's probabilities
+    reference: str
+    reports: Mapping[str, str]  # generator -> its report
+    hints: Mapping[str, str] = field(default_factory=dict)  # generator -> hint in its prompt
+
+
+def report_gallery(
+    examples: Sequence[GalleryExample], *, chars_per_line: int = 100, max_lines: int = 6
+) -> Figure:
+    """A section per example, read top to bottom at 100 % zoom: the image on the left; on the
+    right the reference report and each generator's, one labelled paragraph each, with the
+    hint a guided generator was given."""
+    blocks = [_gallery_blocks(e, chars_per_line, max_lines) for e in examples]
+    line_h, image_lines = 0.16, 14  # inches per text line; an image is as tall as 14 lines
+    heights = [max(image_lines, sum(len(lines) + 1 for _, lines, _ in b)) * line_h + 0.5
+               for b in blocks] or [1.0]  # fmt: skip
+    fig = plt.figure(figsize=(11.0, sum(heights)))
+    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, width_ratios=[1, 4.2])
+    for k, (example, block) in enumerate(zip(examples, blocks, strict=True)):
+        image_ax, text_ax = fig.add_subplot(grid[k, 0]), fig.add_subplot(grid[k, 1])
+        image = np.asarray(example.image)
+        image_ax.imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
+        image_ax.set_title(f"Example {k + 1}: {example.dicom_id[:17]}", fontsize=10,
+                           loc="left", fontweight="bold")  # fmt: skip
+        image_ax.set_xlabel(example.caption, fontsize=7, loc="left")
+        image_ax.set_xticks([])
+        image_ax.set_yticks([])
+        text_ax.axis("off")
+        y, step = 1.0, 1.0 / (heights[k] / line_h)
+        for label, lines, colour in block:
+            text_ax.text(0.0, y, label, va="top", fontsize=8.5, fontweight="bold", color=colour,
+                         transform=text_ax.transAxes)  # fmt: skip
+            text_ax.text(0.0, y - step, "\n".join(lines), va="top", fontsize=8.5,
+                         linespacing=1.25, transform=text_ax.transAxes)  # fmt: skip
+            y -= step * (len(lines) + 1.15)
+    if not examples:
+        fig.text(0.5, 0.5, "no examples", ha="center", va="center")
     return fig
+
+
+def _gallery_blocks(
+    example: GalleryExample, chars_per_line: int, max_lines: int
+) -> list[tuple[str, list[str], str]]:
+    """(label, wrapped lines, colour) of the reference, then of each generator's report."""
+
+    def wrap(text: str) -> list[str]:
+        lines = textwrap.wrap(labeling_text(text) or "(empty)", width=chars_per_line)
+        return lines if len(lines) <= max_lines else [*lines[: max_lines - 1], "[...]"]
+
+    blocks = [("reference report", wrap(example.reference), "black")]
+    for k, (generator, text) in enumerate(example.reports.items()):
+        label = generator
+        hint = example.hints.get(generator)
+        if hint:
+            label += f"  (its prompt said: {hint})"
+        blocks.append((label, wrap(text), f"C{k}"))
+    return blocks

@@ -9,6 +9,7 @@ Results and Discussion into ``<run_dir>/06_results_analysis``.
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,10 @@ from cxrlib.artifacts import RESULTS_ANALYSIS as STAGE  # noqa: F401
 from cxrlib.atomic import write_csv
 from cxrlib.mimic.layout import DICOM_ID, SUBJECT_ID
 from cxrlib.paths import stage_dir
-from cxrlib.reporteval import baselines, clinical, results
+from cxrlib.reporteval import baselines, clinical, figures, results
 
+#: Column of stage 05's guided tables holding the hint each prompt carried (when recorded).
+HINT_COLUMN = "hint"
 STAGE01, STAGE03, STAGE05 = a.PREPROCESSING, TRAIN_TEST_STAGE, results.STAGE05
 
 
@@ -127,30 +130,39 @@ def gallery(
     *,
     examples: int = 3,
     seed: int = 0,
-) -> tuple[list[np.ndarray], list[str], dict[str, list[str]], list[str]]:
-    """Examples for :func:`cxrlib.reporteval.figures.report_gallery`, drawn with ``seed``.
-
-    Returns images (uint8), references, generator -> generated texts, and captions with the
-    image id and the CNN's probabilities.
-    """
-
+) -> list[figures.GalleryExample]:
+    """Examples for :func:`cxrlib.reporteval.figures.report_gallery`, drawn with ``seed``: each
+    image with its reference, every generator's report (and the hint a guided one was given,
+    when stage 05 recorded it) and the CNN's probabilities as caption."""
     ids = sorted(reports["dicom_id"].unique())
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(ids), size=min(examples, len(ids)), replace=False).tolist())
-    picked = [ids[i] for i in chosen]
     cache = preprocessing.open_cache(inputs.run_dir)
     probs = inputs.cnn_probs().set_index("dicom_id")
     by_image = reports.set_index(["generator", "dicom_id"])
     generators = list(dict.fromkeys(reports["generator"]))
-    references = [by_image.loc[(generators[0], d), "reference"] for d in picked]
-    generated = {g: [by_image.loc[(g, d), "generated"] for d in picked] for g in generators}
-    captions = []
-    for d in picked:
-        row = probs.loc[d] if d in probs.index else pd.Series(dtype=float)
-        pairs = [f"{k} {v:.2f}" for k, v in row.items()]
-        lines = ["   ".join(pairs[k : k + 2]) for k in range(0, len(pairs), 2)]
-        captions.append("\n".join([f"{d[:17]}  CNN probabilities:" if lines else d[:17], *lines]))
-    return [cache.get(d) for d in picked], references, generated, captions
+    out = []
+    for dicom_id in (ids[i] for i in chosen):
+        row = probs.loc[dicom_id] if dicom_id in probs.index else pd.Series(dtype=float)
+        caption = "CNN: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items())
+        rows = {g: by_image.loc[(g, dicom_id)] for g in generators}
+        hints = {g: str(r[HINT_COLUMN]) for g, r in rows.items() if _has_hint(r)}
+        out.append(
+            figures.GalleryExample(
+                dicom_id=dicom_id,
+                image=cache.get(dicom_id),
+                caption=textwrap.fill(caption, 48),
+                reference=rows[generators[0]]["reference"],
+                reports={g: r["generated"] for g, r in rows.items()},
+                hints=hints,
+            )
+        )
+    return out
+
+
+def _has_hint(row: pd.Series) -> bool:
+    value = row.get(HINT_COLUMN)
+    return isinstance(value, str) and bool(value)
 
 
 def write_outputs(
