@@ -58,7 +58,10 @@ def toy_fit(cache: ImageCache, cohort: pd.DataFrame, config: train.TrainConfig) 
 
 
 def run_job(
-    settings: Mapping[str, Any], tables: Mapping[str, pd.DataFrame], result: Path | None
+    settings: Mapping[str, Any],
+    tables: Mapping[str, pd.DataFrame],
+    result: Path | None,
+    job_dir: Path | None = None,
 ) -> None:
     job = os.environ[JOB_VARIABLE]
     if job == "toy_fit":
@@ -80,6 +83,6 @@ def run_job(
             return loss
 
         train._train_epoch = second_epoch_fails_on_rank_1
-        ddp.run_job(settings, tables, result)
+        ddp.run_job(settings, tables, result, job_dir)
         return
     raise ValueError(f"unknown test job {job!r}")

@@ -107,7 +107,10 @@ def _device(device: torch.device | str | None) -> torch.device:
 
 # --- inside the job: every rank ---------------------------------------------------------------
 def run_job(
-    settings: Mapping[str, Any], tables: Mapping[str, pd.DataFrame], result: Path | None
+    settings: Mapping[str, Any],
+    tables: Mapping[str, pd.DataFrame],
+    result: Path | None,
+    job_dir: Path | None = None,
 ) -> None:
     """Run the settings' task in this process; rank 0 (``result`` given) writes its outputs."""
     task = settings["task"]

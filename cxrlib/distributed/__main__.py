@@ -2,8 +2,10 @@
 
 Rank 0 reads the job (``--job``, written by :func:`cxrlib.distributed.launch.torchrun_job` on
 machine 0) and hands it to every rank through torch.distributed; every rank then calls the
-``run_job(settings, tables, result_dir)`` of the job's entry module. ``result_dir`` is given to
-rank 0 only: the one process that writes. Other ranks ignore ``--job``, so the other machines
+``run_job(settings, tables, result_dir, job_dir)`` of the job's entry module. ``result_dir`` is
+given to rank 0 only: the one process that writes results. ``job_dir`` is the job's folder on
+machine 0, for scratch files every process of a machine shares (another machine may not have
+it: create it there). Other ranks ignore ``--job``, so the other machines
 run the same command without it.
 
 A rank that fails writes a note (rank, machine, error) beside the job, when the job's folder is
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 result = Path(job["work"]) / RESULT_DIR if me.is_main else None
                 if result is not None:
                     result.mkdir(exist_ok=True)
-                module.run_job(job["settings"], job["tables"], result)
+                module.run_job(job["settings"], job["tables"], result, work)
             except BaseException as exc:
                 # noted before the process group closes: the peers' errors come later
                 _note_failure(work, exc)

@@ -155,8 +155,9 @@ def torchrun_job(
     tables: Mapping[str, pd.DataFrame] | None = None,
     out: TextIO | None = None,
 ) -> Iterator[Path]:
-    """Run ``entry``'s ``run_job`` on every process of ``launch``; yield the folder of the
-    results rank 0 wrote (deleted when the ``with`` block ends).
+    """Run ``entry``'s ``run_job(settings, tables, result_dir, job_dir)`` on every process of
+    ``launch``; yield the folder of the results rank 0 wrote (deleted with the job's folder
+    when the ``with`` block ends).
 
     ``settings`` must be JSON-serialisable; ``tables`` (DataFrames) travel beside them.
     Progress of the processes goes to ``out`` (default: stderr). Raises
