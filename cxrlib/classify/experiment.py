@@ -182,8 +182,14 @@ def train_model(
     val_set = CachedImageDataset(
         cache, frames["validate"], label_column=label_column, channels=channels
     )
-    train_loader = make_loader(train_set, config.batch_size, shuffle=True, seed=config.seed)
-    val_loader = make_loader(val_set, PREDICT_BATCH_SIZE, shuffle=False, seed=config.seed)
+    workers = loader_workers(torch.device(device) if device is not None else default_device())
+    loaders = {"num_workers": workers, "pin_memory": workers > 0}
+    train_loader = make_loader(
+        train_set, config.batch_size, shuffle=True, seed=config.seed, **loaders
+    )
+    val_loader = make_loader(
+        val_set, PREDICT_BATCH_SIZE, shuffle=False, seed=config.seed, **loaders
+    )
     labels = frames["train"][label_column].to_numpy(dtype=float)
     pos_weight = balanced_pos_weight(labels) if config.pos_weight == "balanced" else None
     result = fit(
@@ -198,6 +204,17 @@ def train_model(
         desc=model_name(config),
     )
     return TrainedModel(model, config, result)
+
+
+def loader_workers(device: torch.device) -> int:
+    """Processes preparing batches (reading, augmenting) for one training process: none on the
+    CPU, where they would take cores from the network; on CUDA the machine's cores shared by
+    its training processes, one left for each of them, at most 8 (batches are the same
+    whatever the number, see :func:`cxrlib.images.make_loader`)."""
+    if device.type != "cuda":
+        return 0
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(8, (os.cpu_count() or 1) // max(1, local) - 1))
 
 
 def predict_frame(

@@ -44,6 +44,8 @@ JOB_FILE, RESULT_DIR, FAILURE_DIR = "job.json", "result", "failures"
 _TAIL_LINES = 60
 #: Start of a line of an uncaught exception's traceback in a torchrun process.
 _FAILING = re.compile(r"(^|\n)\[rank\d+\]:")
+#: Seconds the machines of a job have to meet (torchrun's static rendezvous; its default: 600).
+RENDEZVOUS_TIMEOUT_S = 1800
 #: Seconds torchrun gets to stop its processes after Ctrl-C before it is killed.
 _STOP_SECONDS = 30
 
@@ -114,6 +116,7 @@ class Launch:
             "--node_rank", str(rank),
             "--rdzv_backend", "static",
             "--rdzv_endpoint", self.rdzv_endpoint,
+            "--rdzv_conf", f"timeout={RENDEZVOUS_TIMEOUT_S}",
         ]  # fmt: skip
 
     def follower_command(self, node_rank: int) -> str:
