@@ -6,9 +6,9 @@ From one run, side by side:
    loader with augmentation, DDP, the loss over the whole batch) with 1 and with 2 processes
    at the same global batch, each started by torchrun exactly as the notebooks start it;
    rounds alternate (1, 2, 1, 2, ...) and the median epoch counts, so load from other
-   processes hits both sides alike. On a machine whose cores both counts share (2 cores
-   here: 1 process x 2 threads against 2 processes x 1 thread) the ratio shows what DDP
-   costs, not what a second GPU gains;
+   processes hits both sides alike. Each process computes on one CPU thread (one core, as each
+   GPU process has one GPU), so on CPU the ratio is the speed-up of P cores over one, what is
+   left after DDP's communication;
 2. the bytes DDP all-reduces per optimizer step, measured with a DDP communication hook
    (PyTorch's ``register_comm_hook``) that counts every bucket before all-reducing it, and
    what the full profile's DenseNet-121 (14 outputs) exchanges per step: its gradients, and
@@ -168,7 +168,8 @@ def loader_rate(image_size: int, count: int = 512, batch_size: int = 32) -> floa
     """Images/s of cache read + augmentation in one process, no worker (one CPU core)."""
     with tempfile.TemporaryDirectory() as folder:
         cache = random_cache(Path(folder), count, image_size)
-        frame = pd.DataFrame({"dicom_id": list(cache.dicom_ids), "label": 0.0})
+        frame = pd.DataFrame({"dicom_id": list(cache.dicom_ids), "label": 1.0})
+        frame.loc[::2, "label"] = 0.0
         dataset = CachedImageDataset(cache, frame, transform=train_transform())
         loader = make_loader(dataset, batch_size, shuffle=True, seed=0)
         with _one_thread():
@@ -196,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=512, help="training images per epoch")
     parser.add_argument("--batch-size", type=int, default=32, help="the global batch")
     parser.add_argument("--epochs", type=int, default=3, help="per job; the first is warm-up")
-    parser.add_argument("--rounds", type=int, default=2, help="jobs per process count")
+    parser.add_argument("--rounds", type=int, default=3, help="jobs per process count")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)
@@ -204,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
     )
+    if args.device == "cpu":
+        os.environ["OMP_NUM_THREADS"] = "1"  # one core per process (see the docstring)
     print(
         f"{args.architecture} at {args.image_size} px, {args.images} images per epoch, global "
         f"batch {args.batch_size}, {args.device} ({'nccl' if args.device == 'cuda' else 'gloo'})"
