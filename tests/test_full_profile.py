@@ -25,7 +25,7 @@ SMALL = {
         "image_size": 32, "workers": 2,
     },
     "02_cnn_tuning": {
-        "weights": "none", "comparison_train_images": 0, "batch_size": 16, "grid_lr": [0.0003],
+        "weights": "none", "comparison_train_images": 16, "batch_size": 16, "grid_lr": [0.0003],
         "grid_batch_size": [16], "max_epochs": 1,
     },
     "03_cnn_train_test": {
