@@ -97,7 +97,7 @@ def _table(task, cache, cohort, launch, device, kwargs) -> pd.DataFrame:
 
 def _job(task, settings, launch, cache, cohort, device):
     launch.check_device(device.type)
-    settings = {**settings, "task": task, "cache": str(cache.root), "device": device.type}
+    settings = {**settings, "job": task, "cache": str(cache.root), "device": device.type}
     return torchrun_job(_ENTRY, settings, launch, tables={"cohort": cohort})
 
 
@@ -112,8 +112,8 @@ def run_job(
     result: Path | None,
     job_dir: Path | None = None,
 ) -> None:
-    """Run the settings' task in this process; rank 0 (``result`` given) writes its outputs."""
-    task = settings["task"]
+    """Run the settings' job in this process; rank 0 (``result`` given) writes its outputs."""
+    task = settings["job"]
     if task not in TASKS:
         raise ValueError(f"unknown CNN job task {task!r}; known: {list(TASKS)}")
     cache = ImageCache.open(settings["cache"])
@@ -127,7 +127,7 @@ def run_job(
             for trained in models:
                 _save(result, trained)
         return
-    kwargs = {k: v for k, v in settings.items() if k not in ("task", "cache", "device")}
+    kwargs = {k: v for k, v in settings.items() if k not in ("job", "cache", "device")}
     kwargs["base"] = TrainConfig(**kwargs["base"])
     kwargs["progress"] = progress
     function = getattr(tuning, task)
