@@ -9,6 +9,7 @@ nothing behind.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -123,7 +124,7 @@ def test_two_machines_train_the_tiny_profile_cnn_as_one_machine_does(tiny, tmp_p
     follower = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", *two.torchrun_args(node_rank=1),
          "-m", "cxrlib.distributed"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.append(follower.stdout.read()))
@@ -133,7 +134,11 @@ def test_two_machines_train_the_tiny_profile_cnn_as_one_machine_does(tiny, tmp_p
             cache, cohort, [cfg], device="cpu", progress=False, launch=two
         )[0]
     finally:
-        follower.wait(timeout=120)
+        try:
+            follower.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # machine 0 failed before machine 1 could join
+            os.killpg(follower.pid, signal.SIGKILL)  # torchrun and its process
+            follower.wait()
         reader.join()
     assert follower.returncode == 0, output
 
