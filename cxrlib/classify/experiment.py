@@ -210,8 +210,8 @@ def loader_workers(device: torch.device) -> int:
     """Processes preparing batches (reading, augmenting) for one training process: none on the
     CPU, where they would take cores from the network; on CUDA the machine's cores shared by
     its training processes, one left for each of them, at most 16 (flip and rotation at 224 px
-    cost about a core per 100 images/s: bench/distributed.py). Batches are the same whatever
-    the number (see :func:`cxrlib.images.make_loader`)."""
+    take a core per 78-311 images/s here: bench/distributed.py). Batches are the same
+    whatever the number (see :func:`cxrlib.images.make_loader`)."""
     if device.type != "cuda":
         return 0
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
