@@ -1,7 +1,12 @@
 """Images: the preprocessing cache, the CNN dataset and its augmentation (no disease knowledge)."""
 
 from cxrlib.images.cache import ImageCache, build_cache
-from cxrlib.images.dataset import CachedImageDataset, first_batch_problems, make_loader
+from cxrlib.images.dataset import (
+    CachedImageDataset,
+    first_batch_problems,
+    make_loader,
+    set_epoch,
+)
 from cxrlib.images.decode import resize_to_square
 from cxrlib.images.transforms import (
     NORMALIZE_MEAN,
@@ -24,5 +29,6 @@ __all__ = [
     "normalize",
     "pixels_to_tensor",
     "resize_to_square",
+    "set_epoch",
     "train_transform",
 ]
