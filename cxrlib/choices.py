@@ -34,3 +34,9 @@ UNCERTAIN_AS: tuple[str, ...] = ("negative", "positive")
 IMAGE_SIZE_RANGE: tuple[int, int] = (8, 4096)
 #: Sides of the synthetic look-alike's radiographs, in pixels.
 SYNTHETIC_SIZE_RANGE: tuple[int, int] = (32, 4096)
+#: How a CheXpert "uncertain" (-1) label enters a cohort: left out (the paper; CheXpert's
+#: U-Ignore), as positive (U-Ones) or as negative (U-Zeros).
+UNCERTAIN_LABELS: tuple[str, ...] = ("ignore", "ones", "zeros")
+#: How a label the report does not mention (empty) enters a cohort: left out (the paper) or as
+#: negative (usual when all 14 labels train one network).
+UNMENTIONED_LABELS: tuple[str, ...] = ("ignore", "zeros")

@@ -11,6 +11,13 @@ Rules, applied per disease (names exactly as the CheXpert CSV headers):
    the smallest ``dicom_id``, so the choice never depends on file order;
 5. give each image its subject's split.
 
+Beyond the paper (the ``full`` profile), each rule is a keyword of :func:`build_cohort` whose
+default is the paper's: ``views`` (e.g. PA and AP: every frontal image),
+``one_image_per_subject`` (False: every image of every study), ``uncertain_label``
+(``ones``/``zeros``: -1 counts as 1 or 0, CheXpert's U-Ones / U-Zeros) and
+``unmentioned_label`` (``zeros``: an empty label counts as 0, which also makes a cohort of
+"No Finding", whose label is 1 or empty).
+
 The split is patient-level and computed ONCE for every subject in the metadata (so it does not
 depend on the disease list): MIMIC's official split file, or a seeded random split stratified on
 (has a PA image, that image's study is positive for any paper finding). The same split serves
@@ -34,7 +41,7 @@ import pandas as pd
 
 from cxrlib import cli
 from cxrlib.atomic import check_writable, write_csv
-from cxrlib.choices import SPLIT_SOURCES
+from cxrlib.choices import SPLIT_SOURCES, UNCERTAIN_LABELS, UNMENTIONED_LABELS
 from cxrlib.mimic import layout
 from cxrlib.mimic.tables import MimicCxr
 
@@ -91,21 +98,28 @@ def build_cohort(
     label_source: str = "chexpert",
     use_patients: bool = True,
     require_images: bool = True,
+    views: Sequence[str] = (layout.PA,),
+    one_image_per_subject: bool = True,
+    uncertain_label: str = "ignore",
+    unmentioned_label: str = "ignore",
 ) -> CohortResult:
     """Build the per-disease cohorts of the paper and the shared subject split.
 
     ``ratios`` is ``(validate, test)`` for ``split_source="random"`` (ignored for
     ``"official"``). ``use_patients=False`` skips the MIMIC-IV patients table (for a data root
-    without it). ``require_images`` checks that every selected image file exists.
+    without it). ``require_images`` checks that every selected image file exists. ``views``,
+    ``one_image_per_subject``, ``uncertain_label`` and ``unmentioned_label`` widen the paper's
+    rules (module docstring); their defaults are the paper's.
     """
-    diseases = _check_diseases(diseases)
+    policy = _LabelPolicy.checked(uncertain_label, unmentioned_label)
+    diseases = _check_diseases(diseases, policy)
     mimic = MimicCxr(data_root)
     images, id_report = merge_tables(mimic, label_source=label_source, use_patients=use_patients)
     subject_splits = build_subject_splits(
         mimic, images, split_source=split_source, ratios=ratios, seed=seed
     )
-    pa = _pa_images(images)
-    frames = [_disease_cohort(pa, disease) for disease in diseases]
+    selected = _view_images(images, views)
+    frames = [_disease_cohort(selected, d, policy, one_image_per_subject) for d in diseases]
     cohort = pd.concat(frames, ignore_index=True)
     cohort[layout.PATH] = _image_paths(mimic, cohort, require_images=require_images)
     cohort[layout.SPLIT_COLUMN] = subject_split_of(cohort, subject_splits, rows="cohort rows")
@@ -114,14 +128,54 @@ def build_cohort(
     return CohortResult(cohort, subject_splits, count_cohort(cohort, diseases), id_report)
 
 
-def _check_diseases(diseases: Sequence[str] | str) -> tuple[str, ...]:
+class _LabelPolicy(NamedTuple):
+    """How labels other than 1 and 0 enter a cohort (see :data:`cxrlib.choices`)."""
+
+    uncertain: str = "ignore"
+    unmentioned: str = "ignore"
+
+    @classmethod
+    def checked(cls, uncertain: str, unmentioned: str) -> _LabelPolicy:
+        if uncertain not in UNCERTAIN_LABELS:
+            raise ValueError(
+                f"uncertain_label must be one of {list(UNCERTAIN_LABELS)}, got {uncertain!r}"
+            )
+        if unmentioned not in UNMENTIONED_LABELS:
+            raise ValueError(
+                f"unmentioned_label must be one of {list(UNMENTIONED_LABELS)}, got {unmentioned!r}"
+            )
+        return cls(uncertain, unmentioned)
+
+    def labels(self, values: pd.Series) -> pd.Series:
+        """Study labels as 1, 0 or NaN (left out of the cohort)."""
+        mapped = values.where(values.isin([layout.POSITIVE, layout.NEGATIVE]))
+        if self.uncertain != "ignore":
+            as_value = layout.POSITIVE if self.uncertain == "ones" else layout.NEGATIVE
+            mapped = mapped.mask(values == layout.UNCERTAIN, as_value)
+        if self.unmentioned == "zeros":
+            mapped = mapped.mask(values.isna(), layout.NEGATIVE)
+        return mapped
+
+
+#: The paper's rule: uncertain and unmentioned labels are left out.
+PAPER_LABELS = _LabelPolicy()
+
+
+def _check_diseases(
+    diseases: Sequence[str] | str, policy: _LabelPolicy = PAPER_LABELS
+) -> tuple[str, ...]:
     if isinstance(diseases, str):
         diseases = (diseases,)
-    unknown = [d for d in diseases if d not in COHORT_DISEASES]
+    # "No Finding" is 1 or empty: a cohort only when an empty label counts as 0
+    allowed = COHORT_DISEASES if policy.unmentioned == "ignore" else layout.CHEXPERT_LABELS
+    unknown = [d for d in diseases if d not in allowed]
     if unknown or not diseases:
+        hint = ""
+        if layout.NO_FINDING in unknown and policy.unmentioned == "ignore":
+            hint = "; 'No Finding' needs unmentioned_label = 'zeros'"
         raise ValueError(
-            f"diseases must be a non-empty list of {list(COHORT_DISEASES)}, got {list(diseases)}"
-            + (f" (unknown: {unknown})" if unknown else "")
+            f"diseases must be a non-empty list of {list(allowed)}, got {list(diseases)}"
+            + (f" (unknown: {unknown}{hint})" if unknown else "")
         )
     if len(set(diseases)) != len(diseases):
         raise ValueError(f"diseases must not repeat a name, got {list(diseases)}")
@@ -186,29 +240,43 @@ def order_images(images: pd.DataFrame) -> pd.DataFrame:
     return images.sort_values(by, na_position="last", kind="mergesort").reset_index(drop=True)
 
 
-def _pa_images(images: pd.DataFrame) -> pd.DataFrame:
-    pa = images[images[layout.VIEW_POSITION] == layout.PA]
-    if pa.empty:
-        views = images[layout.VIEW_POSITION].replace("", "(missing)").value_counts()
+def _view_images(images: pd.DataFrame, views: Sequence[str] = (layout.PA,)) -> pd.DataFrame:
+    """The images of ``views`` (the paper: PA), in the documented choice order."""
+    if isinstance(views, str) or not views or set(views) - set(layout.VIEW_POSITIONS):
         raise ValueError(
-            f"no {layout.PA} image among the {len(images)} labelled images "
-            f"(ViewPosition values seen: {views.to_dict()}); the cohort needs PA views"
+            f"views must be a non-empty list of {list(layout.VIEW_POSITIONS)}, got {views!r}"
         )
-    return order_images(pa)
+    chosen = images[images[layout.VIEW_POSITION].isin(list(views))]
+    if chosen.empty:
+        seen = images[layout.VIEW_POSITION].replace("", "(missing)").value_counts()
+        raise ValueError(
+            f"no {'/'.join(views)} image among the {len(images)} labelled images "
+            f"(ViewPosition values seen: {seen.to_dict()}); the cohort needs such views"
+        )
+    return order_images(chosen)
 
 
-def _disease_cohort(pa: pd.DataFrame, disease: str) -> pd.DataFrame:
-    """One disease's cohort from the ordered PA images (see :func:`_pa_images`)."""
-    labels = pa[disease]
-    kept = pa[labels.isin([layout.POSITIVE, layout.NEGATIVE])]
+def _disease_cohort(
+    images: pd.DataFrame,
+    disease: str,
+    policy: _LabelPolicy = PAPER_LABELS,
+    one_image_per_subject: bool = True,
+) -> pd.DataFrame:
+    """One disease's cohort from the ordered images (see :func:`_view_images`)."""
+    values = images[disease]
+    labels = policy.labels(values)
+    kept = images.assign(**{disease: labels})[labels.notna()]
     if kept.empty:
-        seen = labels.map(lambda v: "empty" if pd.isna(v) else f"{v:g}").value_counts()
+        seen = values.map(lambda v: "empty" if pd.isna(v) else f"{v:g}").value_counts()
+        rule = "" if policy == PAPER_LABELS else f" (uncertain {policy.uncertain!r}, "
+        rule += f"unmentioned {policy.unmentioned!r})" if rule else ""
+        views = "/".join(sorted(images[layout.VIEW_POSITION].unique(), reverse=True))
         raise ValueError(
-            f"cohort for {disease!r} is empty after keeping labels exactly 1 or 0: its "
-            f"{len(pa)} PA images have labels {seen.to_dict()}; check the label file or choose "
-            "another disease"
+            f"cohort for {disease!r} is empty after keeping labels exactly 1 or 0{rule}: its "
+            f"{len(images)} {views} images have labels {seen.to_dict()}; check the label file "
+            "or choose another disease"
         )
-    first = kept.drop_duplicates(layout.SUBJECT_ID, keep="first")
+    first = kept.drop_duplicates(layout.SUBJECT_ID, keep="first") if one_image_per_subject else kept
     return pd.DataFrame(
         {
             "disease": disease,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,18 +43,25 @@ _ROOT_MARKERS: tuple[layout.TableSpec, ...] = (
 @dataclass(frozen=True)
 class Rule:
     """What a parameter's value (each element, for a list) must be beyond its type: one of
-    ``choices``, or a number within ``low``..``high`` (``open_low``: ``low`` itself excluded)."""
+    ``choices``, text matching ``pattern`` (described by ``example``), or a number within
+    ``low``..``high`` (``open_low``: ``low`` itself excluded)."""
 
     choices: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
     open_low: bool = False
     open_high: bool = False
+    pattern: str = ""
+    example: str = ""
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` breaks the rule (``"must be one of [...]"``), or None."""
         if self.choices:
             return None if value in self.choices else f"must be one of {list(self.choices)}"
+        if self.pattern:
+            if not isinstance(value, str) or re.fullmatch(self.pattern, value):
+                return None  # the type check reports a non-string
+            return f"must be {self.example}"
         if not isinstance(value, int | float) or isinstance(value, bool):
             return None  # the type check reports it
         low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
@@ -135,6 +143,16 @@ PARAMETER_RULES: dict[str, Rule] = {
     "tiny_vision_hidden": _COUNT,
     "tiny_vision_layers": _COUNT,
     "tiny_pretrain_steps": _NON_NEGATIVE,
+    # cohort rules beyond the paper (stage 01)
+    "views": Rule(layout.VIEW_POSITIONS),
+    "uncertain_label": Rule(choices.UNCERTAIN_LABELS),
+    "unmentioned_label": Rule(choices.UNMENTIONED_LABELS),
+    # several processes and machines (torchrun)
+    "nproc_per_node": _NON_NEGATIVE,  # 0: one per GPU of the machine
+    "nnodes": _COUNT,
+    "rdzv_endpoint": Rule(
+        pattern=r"([^\s:]+:\d+)?", example="'host:port' of machine 0 (e.g. 'node001:29500') or ''"
+    ),
 }
 
 

@@ -13,8 +13,10 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from cxrlib.images import shards
 from cxrlib.images.cache import INDEX_COLUMNS, ImageCache, build_cache
 from cxrlib.images.decode import resize_to_square
+from cxrlib.images.shards import build_shard, finish_shards, shard_bounds
 
 REALDATA = Path(__file__).parents[1] / ".." / "shared" / "realdata" / "dicom"
 
@@ -424,3 +426,57 @@ def test_default_reader_on_real_dicoms(tmp_path: Path) -> None:
     nih = cache.index.set_index("dicom_id").loc["nih_00000001_000_google"]
     assert (nih["source_rows"], nih["source_cols"]) == (1024, 1024)
     assert all(cache.get(i).std() > 10 for i in cache.dicom_ids)  # real content, not blank
+
+
+# --- sharded builds ------------------------------------------------------------------------------
+def test_sharded_build_equals_the_single_process_build_byte_for_byte(
+    data_root: Path, tmp_path: Path
+) -> None:
+    items = _random_set(data_root, 11)
+    single = tmp_path / "single"
+    reader = CountingReader()  # one reader (meta.json names it) for every build below
+    build_cache(items, data_root, single, 20, workers=1, progress=False, reader=reader)
+    out = tmp_path / "sharded"
+    # four builders; shard 2 is interrupted once
+    for shard in (0, 1, 3):
+        build_shard(items, data_root, out, 20, shard, 4, workers=1, progress=False, reader=reader)
+    with pytest.raises(FileNotFoundError, match=r"shard\(s\) 2/4 \(missing\); build them"):
+        finish_shards(items, data_root, out, 20, 4, reader=reader)
+    failing = CountingReader(fail_after=1)
+    with pytest.raises(RuntimeError, match="injected"):
+        build_shard(items, data_root, out, 20, 2, 4, workers=1, progress=False, reader=failing)
+    with pytest.raises(FileNotFoundError, match=r"shard\(s\) 2/4 \(unfinished\)"):
+        finish_shards(items, data_root, out, 20, 4, reader=reader)
+    counting = CountingReader()  # resumes: decodes only what the interrupted build had not
+    build_shard(items, data_root, out, 20, 2, 4, workers=1, progress=False, reader=counting)
+    low, high = shard_bounds(11, 2, 4)
+    assert (low, high) == (5, 8) and len(counting.paths) == high - low - 1
+    cache = finish_shards(items, data_root, out, 20, 4, reader=reader)
+    for name in ("pixels.u8", "index.csv", "meta.json"):
+        assert (out / name).read_bytes() == (single / name).read_bytes(), name
+    assert sorted(p.name for p in out.iterdir()) == ["index.csv", "meta.json", "pixels.u8"]
+    assert len(cache) == 11
+    # a shard of another build (other size) is refused by name
+    other = tmp_path / "other"
+    for shard in range(2):
+        size = 20 if shard == 0 else 16
+        build_shard(items, data_root, other, size, shard, 2, workers=1, progress=False,
+                    reader=read_png)  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"1/2 \(built from other items, size"):
+        finish_shards(items, data_root, other, 20, 2, reader=read_png)
+
+
+def test_shards_command_line(data_root: Path, tmp_path: Path) -> None:
+    items = _random_set(data_root, 5)
+    items_csv = tmp_path / "items.csv"
+    items.to_csv(items_csv, index=False)
+    common = ["--items", str(items_csv), "--data-root", str(data_root), "--out",
+              str(tmp_path / "c"), "--image-size", "12"]  # fmt: skip
+    for shard in ("0/2", "1/2"):
+        assert shards.main(["build", *common, "--shard", shard, "--workers", "1"]) == 0
+    assert shards.main(["finish", *common, "--shards", "2"]) == 0
+    assert len(ImageCache.open(tmp_path / "c")) == 5
+    with pytest.raises(ValueError, match="--shard must be i/N, e.g. 0/8, got '2'"):
+        shards.main(["build", *common, "--shard", "2"])
+    with pytest.raises(ValueError, match=r"shard must be an integer in \[0, 1\], got 2"):
+        shards.main(["build", *common, "--shard", "2/2"])

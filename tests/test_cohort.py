@@ -94,6 +94,49 @@ def test_selection_rules(tmp_path: Path, scenario: str) -> None:
         assert chosen[[layout.DICOM_ID, "label"]].values.tolist() == [list(expected)]
 
 
+# Beyond the paper (the full profile): subject S1's studies -> the (dicom_id, label) rows it
+# gives under each rule, the other arguments at the paper's values.
+_S1_STUDIES = [
+    Study(S1, 51000001, [(dicom_id(1), "PA"), (dicom_id(2), "LATERAL")], {PNEUMONIA: 1.0},
+          date=21800101),
+    Study(S1, 51000002, [(dicom_id(3), "AP")], {PNEUMONIA: -1.0}, date=21800201),
+    Study(S1, 51000003, [(dicom_id(4), "PA"), (dicom_id(5), "AP")], {}, date=21800301),
+]  # fmt: skip
+WIDER_RULES = [
+    ({}, [(dicom_id(1), 1)]),  # the paper: earliest PA image with a 1/0 label
+    ({"one_image_per_subject": False}, [(dicom_id(1), 1)]),  # the only PA image labelled 1/0
+    ({"views": ["PA", "AP"], "one_image_per_subject": False}, [(dicom_id(1), 1)]),
+    ({"views": ["PA", "AP"], "one_image_per_subject": False, "uncertain_label": "ones"},
+     [(dicom_id(1), 1), (dicom_id(3), 1)]),  # U-Ones
+    ({"views": ["PA", "AP"], "one_image_per_subject": False, "uncertain_label": "zeros"},
+     [(dicom_id(1), 1), (dicom_id(3), 0)]),  # U-Zeros
+    ({"views": ["PA", "AP"], "one_image_per_subject": False, "uncertain_label": "zeros",
+      "unmentioned_label": "zeros"},
+     [(dicom_id(1), 1), (dicom_id(3), 0), (dicom_id(4), 0), (dicom_id(5), 0)]),
+    ({"views": ["AP"], "uncertain_label": "ones"}, [(dicom_id(3), 1)]),  # earliest AP image
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), WIDER_RULES)
+def test_wider_rules_beyond_the_paper(tmp_path: Path, kwargs: dict, expected: list) -> None:
+    root = write_root(tmp_path / "root", _S1_STUDIES + _background())
+    cohort = build_cohort(root, diseases=[PNEUMONIA], **kwargs).cohort
+    chosen = cohort[cohort[layout.SUBJECT_ID] == S1].sort_values(layout.DICOM_ID)
+    assert [tuple(row) for row in chosen[[layout.DICOM_ID, "label"]].values.tolist()] == expected
+
+
+def test_no_finding_is_a_cohort_when_unmentioned_counts_as_negative(tmp_path: Path) -> None:
+    studies = [
+        Study(S1, 51000001, [(dicom_id(1), "PA")], {"No Finding": 1.0}),
+        Study(S2, 52000001, [(dicom_id(2), "PA")], {PNEUMONIA: 1.0}),
+    ]
+    root = write_root(tmp_path / "root", studies)
+    with pytest.raises(ValueError, match="'No Finding' needs unmentioned_label = 'zeros'"):
+        build_cohort(root, diseases=["No Finding"])
+    cohort = build_cohort(root, diseases=["No Finding"], unmentioned_label="zeros").cohort
+    assert cohort[[layout.SUBJECT_ID, "label"]].values.tolist() == [[S1, 1], [S2, 0]]
+
+
 def test_cohort_frame(tmp_path: Path) -> None:
     root = write_root(
         tmp_path / "root",
@@ -269,6 +312,9 @@ def test_no_pa_view_at_all(tmp_path: Path) -> None:
             {"label_source": "chexbert"},
             r"label_source must be one of \['chexpert', 'negbio'\], got 'chexbert'",
         ),
+        ({"uncertain_label": "one"}, r"uncertain_label must be one of \['ignore', 'ones'"),
+        ({"unmentioned_label": "ones"}, r"unmentioned_label must be one of \['ignore', 'zeros'\]"),
+        ({"views": ["FRONTAL"]}, r"views must be a non-empty list of \['AP', 'PA'"),
     ],
 )
 def test_bad_parameters(tmp_path: Path, kwargs: dict, message: str) -> None:

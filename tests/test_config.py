@@ -37,6 +37,9 @@ SCHEMAS = {
         "lr": Parameter("lr", 0.001),
         "grid_lr": Parameter("grid_lr", [0.001, 0.0003]),
         "architecture": Parameter("architecture", "resnet18"),
+        "nproc_per_node": Parameter("nproc_per_node", 1),
+        "rdzv_endpoint": Parameter("rdzv_endpoint", ""),
+        "uncertain_label": Parameter("uncertain_label", "ignore"),
     },
 }
 
@@ -76,8 +79,17 @@ def test_defaults_common_and_stage_values_combine(tmp_path):
             "lr": 0.001,
             "grid_lr": [0.001, 0.0003],
             "architecture": "resnet18",
+            "nproc_per_node": 1,
+            "rdzv_endpoint": "",
+            "uncertain_label": "ignore",
         },
     }
+
+
+def test_a_rendezvous_endpoint_is_host_and_port_or_empty(tmp_path):
+    for endpoint in ("node001:29500", "10.0.0.1:1234", ""):
+        text = f"stages:\n  02_train: {{rdzv_endpoint: '{endpoint}'}}\n"
+        assert _resolve(tmp_path, text)["02_train"]["rdzv_endpoint"] == endpoint
 
 
 def test_stage_value_beats_common(tmp_path):
@@ -136,6 +148,15 @@ def test_stage_value_beats_common(tmp_path):
         ("stages:\n  01_prep: {image_size: 0}\n", ["image_size must be in [8, 4096], got 0"]),
         ("stages:\n  01_prep: {val_ratio: 1.5}\n", ["val_ratio must be in [0, 1), got 1.5"]),
         ("common: {seed: -1}\n", ["seed must be >= 0, got -1"]),
+        ("stages:\n  02_train: {nproc_per_node: -1}\n", ["nproc_per_node must be >= 0"]),
+        (
+            "stages:\n  02_train: {rdzv_endpoint: node001}\n",
+            ["rdzv_endpoint must be 'host:port' of machine 0", "got 'node001'"],
+        ),
+        (
+            "stages:\n  02_train: {uncertain_label: u-ones}\n",
+            ["uncertain_label must be one of ['ignore', 'ones', 'zeros']"],
+        ),
     ],
 )
 def test_invalid_profiles_name_file_and_key(tmp_path, text, expected):
@@ -287,15 +308,15 @@ def test_notebook_parameters_must_be_literals(tmp_path):
 def test_shipped_profiles_parse_and_name_known_stages():
     from cxrlib.pipeline.stages import STAGES
 
-    assert {"demo", "paper", "tiny"} <= set(available_profiles(PARAMETERS_DIR))
-    for name in ("demo", "paper", "tiny"):
+    assert {"demo", "paper", "tiny", "full"} <= set(available_profiles(PARAMETERS_DIR))
+    for name in ("demo", "paper", "tiny", "full"):
         profile = load_profile(name)
         assert profile.description
         assert set(profile.stages) <= {s.name for s in STAGES}
     assert load_profile("paper").stages["01_preprocessing"]["image_size"] == 224
 
 
-@pytest.mark.parametrize("name", ["demo", "tiny", "paper"])
+@pytest.mark.parametrize("name", ["demo", "tiny", "paper", "full"])
 def test_shipped_profiles_validate_against_the_notebooks(name, tmp_path):
     from cxrlib.pipeline.stages import STAGES
 
@@ -304,7 +325,7 @@ def test_shipped_profiles_validate_against_the_notebooks(name, tmp_path):
         pytest.skip(f"stage notebooks not written yet: {', '.join(missing)}")
     schemas = {s.name: notebook_parameters(NOTEBOOKS_DIR / s.notebook) for s in STAGES}
     profile = load_profile(name)
-    if name == "paper":
+    if name in ("paper", "full"):
         with pytest.raises(ValueError, match="data_root is required: pass --data-root"):
             resolve_parameters(profile, schemas)
         root = _mimic_root(tmp_path, "files")

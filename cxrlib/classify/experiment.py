@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cxrlib import distributed
 from cxrlib.choices import TASKS
 from cxrlib.classify.train import (
     FitResult,
@@ -31,6 +32,7 @@ from cxrlib.classify.train import (
 )
 from cxrlib.classify.zoo import Classifier
 from cxrlib.cohort import COHORT_COLUMNS
+from cxrlib.distributed.launch import Launch
 from cxrlib.images.cache import ImageCache
 from cxrlib.images.dataset import CachedImageDataset, make_loader
 from cxrlib.images.transforms import train_transform
@@ -151,7 +153,8 @@ def train_model(
     on the validate split, and return it with the weights of its best epoch.
 
     ``max_train_images`` trains on a seeded sample of that many training images (quick
-    comparisons); None = all.
+    comparisons); None = all. In a torchrun job every process calls this alike and trains its
+    share of each batch of ``config.batch_size`` images (see :mod:`cxrlib.classify.train`).
     """
     frames, label_column = training_frames(cohort, config)
     if max_train_images is not None and max_train_images < len(frames["train"]):
@@ -161,8 +164,15 @@ def train_model(
         frames["train"] = sample.sort_index().reset_index(drop=True)
     if cache.image_size != config.image_size:
         config = replace(config, image_size=cache.image_size)
+    me = distributed.world()
+    if config.batch_size % me.size:
+        raise ValueError(
+            f"batch_size {config.batch_size} does not split over {me.size} processes; "
+            f"use a multiple of {me.size}"
+        )
     seed_everything(config.seed)
-    model = config.build_model()
+    model = config.build_model()  # the same initial weights in every process
+    torch.manual_seed(config.seed + me.rank)  # each process its own dropout draws
     channels = config.in_chans
     train_set = CachedImageDataset(
         cache,
@@ -174,8 +184,14 @@ def train_model(
     val_set = CachedImageDataset(
         cache, frames["validate"], label_column=label_column, channels=channels
     )
-    train_loader = make_loader(train_set, config.batch_size, shuffle=True, seed=config.seed)
-    val_loader = make_loader(val_set, PREDICT_BATCH_SIZE, shuffle=False, seed=config.seed)
+    workers = loader_workers(torch.device(device) if device is not None else default_device())
+    loaders = {"num_workers": workers, "pin_memory": workers > 0}
+    train_loader = make_loader(
+        train_set, config.batch_size, shuffle=True, seed=config.seed, **loaders
+    )
+    val_loader = make_loader(
+        val_set, PREDICT_BATCH_SIZE, shuffle=False, seed=config.seed, **loaders
+    )
     labels = frames["train"][label_column].to_numpy(dtype=float)
     pos_weight = balanced_pos_weight(labels) if config.pos_weight == "balanced" else None
     result = fit(
@@ -190,6 +206,18 @@ def train_model(
         desc=model_name(config),
     )
     return TrainedModel(model, config, result)
+
+
+def loader_workers(device: torch.device) -> int:
+    """Processes preparing batches (reading, augmenting) for one training process: none on the
+    CPU, where they would take cores from the network; on CUDA the machine's cores shared by
+    its training processes, one left for each of them, at most 16 (flip and rotation at 224 px
+    take a core per 78-311 images/s here: bench/distributed.py). Batches are the same
+    whatever the number (see :func:`cxrlib.images.make_loader`)."""
+    if device.type != "cuda":
+        return 0
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(16, (os.cpu_count() or 1) // max(1, local) - 1))
 
 
 def predict_frame(
@@ -236,8 +264,21 @@ def train_all(
     device: torch.device | str | None = None,
     log_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    launch: Launch | None = None,
 ) -> list[TrainedModel]:
-    """Train each configuration in turn (a per-epoch log ``<log_dir>/<model name>.csv`` each)."""
+    """Train each configuration in turn (a per-epoch log ``<log_dir>/<model name>.csv`` each).
+
+    With a ``launch`` of several processes the training runs as a torchrun job
+    (:mod:`cxrlib.classify.ddp`) and the trained models come back here; with one process (the
+    default) it runs in this process.
+    """
+    if launch is not None and launch.distributed and distributed.world().size == 1:
+        from cxrlib.classify import ddp
+
+        return ddp.train_all(
+            cache, cohort, configs, launch=launch, device=device, log_dir=log_dir,
+            progress=progress,
+        )  # fmt: skip
     device = device or default_device()
     trained = []
     for config in configs:

@@ -74,7 +74,8 @@ def read_best_params(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 def save_models(out_dir: str | os.PathLike[str], models: Sequence[TrainedModel]) -> list[Path]:
     """``checkpoints/<name>.safetensors`` + ``.json`` per model (name: finding slug or
-    ``multilabel``), with the best epoch and its validation score."""
+    ``multilabel``), with the best epoch, its validation score and the processes that
+    trained it."""
     paths = []
     for trained in models:
         path = Path(out_dir) / CHECKPOINT_DIR / f"{model_name(trained.config)}.safetensors"
@@ -86,6 +87,7 @@ def save_models(out_dir: str | os.PathLike[str], models: Sequence[TrainedModel])
                 best_epoch=trained.fit.best_epoch,
                 best_val_score=trained.fit.best_score,
                 monitor=trained.config.monitor,
+                processes=trained.fit.processes,
             )
         )
     return paths

@@ -5,6 +5,17 @@ contract of :mod:`cxrlib.images` (``{"image", "label", ...}``; label NaN = unkno
 of the loss, which is what lets one multi-label network learn from per-disease cohorts).
 Early stopping watches the validation AUC, keeps the best weights in memory and restores them
 at the end. Mixed precision is used on CUDA only.
+
+The same ``fit`` trains in one process or in each process of a torchrun job
+(:mod:`cxrlib.distributed`): there the model is wrapped in ``DistributedDataParallel`` (its
+gradients averaged over the processes), each process trains on its share of every batch
+(:func:`cxrlib.images.make_loader`), the loss of a step is the mean over the whole batch's
+known labels, validation predictions are gathered from every process before the AUC, and
+rank 0 decides early stopping for all. On CUDA the batch-norm layers become
+``SyncBatchNorm``: statistics over the whole batch, so P GPUs train the network one GPU
+would with the same batch. PyTorch has no CPU kernels for that, so CPU processes (``gloo``)
+normalise with their own share of the batch, which makes their training differ slightly
+from one process's.
 """
 
 from __future__ import annotations
@@ -26,9 +37,11 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from cxrlib import distributed
 from cxrlib.atomic import atomic_path, write_csv, write_json
 from cxrlib.choices import LR_SCHEDULES, POS_WEIGHT_MODES
 from cxrlib.classify.zoo import Classifier, create_model
+from cxrlib.images.dataset import set_epoch
 from cxrlib.progress import progress_bar
 
 #: Allowed values of ``TrainConfig.monitor`` (the early-stopping metric on validation).
@@ -104,6 +117,7 @@ class FitResult:
     best_score: float
     stopped_early: bool
     seconds: float
+    processes: int = 1  # processes that trained together (torchrun job), 1 outside one
 
 
 def default_device() -> torch.device:
@@ -125,13 +139,24 @@ def masked_bce(
     logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean BCE-with-logits over the known (non-NaN) labels; 0 when none is known."""
+    total, known = masked_bce_terms(logits, labels, pos_weight)
+    return total / known.clamp(min=1)
+
+
+def masked_bce_terms(
+    logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of BCE-with-logits over the known labels, number of known labels).
+
+    Kept apart so that processes sharing a batch can divide by the whole batch's count.
+    """
     labels = labels.reshape(logits.shape).to(logits.dtype)
     known = ~torch.isnan(labels)
     target = torch.where(known, labels, torch.zeros_like(labels))
     loss = nn.functional.binary_cross_entropy_with_logits(
         logits, target, pos_weight=pos_weight, reduction="none"
     )
-    return (loss * known).sum() / known.sum().clamp(min=1)
+    return (loss * known).sum(), known.sum().to(loss.dtype)
 
 
 def mean_auc(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -155,19 +180,43 @@ def predict_logits(
     features: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(outputs (N, K) float32, labels (N, K)) over a loader; ``features=True`` returns the
-    backbone features (N, D) instead of logits."""
+    backbone features (N, D) instead of logits.
+
+    In a torchrun job each process predicts its share of the loader's images and every
+    process gets all of them back, in the order of the batches' ``index``, each image once.
+    """
     device = device or next(model.parameters()).device
     model.eval()
-    outputs, labels = [], []
+    outputs, labels, index = [], [], []
     for batch in loader:
         images = batch["image"].to(device, non_blocking=True)
         with _autocast(device):
             out = model.features(images) if features else model(images)
         outputs.append(out.float().cpu())
         labels.append(batch["label"].reshape(len(images), -1).float())
+        if "index" in batch:
+            index.append(torch.as_tensor(batch["index"]))
+    if distributed.world().size > 1:
+        return _gathered(outputs, labels, index)
     if not outputs:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     return torch.cat(outputs).numpy(), torch.cat(labels).numpy()
+
+
+def _gathered(
+    outputs: list[torch.Tensor], labels: list[torch.Tensor], index: list[torch.Tensor]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every process's predictions, each image once, in index order."""
+    if len(index) != len(outputs):
+        raise ValueError("predictions in a torchrun job need loader batches with an 'index'")
+    mine = [torch.cat(parts).numpy() if parts else None for parts in (outputs, labels, index)]
+    parts = [p for p in distributed.all_gather_objects(mine) if p[0] is not None]
+    if not parts:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    out, lab, idx = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    # the sampler repeats a few images so that every process has as many: keep one of each
+    _, first = np.unique(idx, return_index=True)
+    return out[first], lab[first]
 
 
 def fit(
@@ -186,10 +235,12 @@ def fit(
 
     ``pos_weight`` (one value per output) is used when ``config.pos_weight == "balanced"``
     (compute it with :func:`balanced_pos_weight` on the training labels). The per-epoch log is
-    rewritten atomically to ``log_path`` (CSV) after every epoch.
+    rewritten atomically to ``log_path`` (CSV) after every epoch, by rank 0 in a torchrun job.
     """
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
+    me = distributed.world()
+    network = _distributed_model(model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs)
@@ -211,11 +262,16 @@ def fit(
     stopped_early = False
     start = time.perf_counter()
     bar = progress_bar(
-        range(1, config.max_epochs + 1), desc=desc, disable=not progress, leave=False
+        range(1, config.max_epochs + 1),
+        desc=desc,
+        disable=not (progress and me.is_main),
+        leave=False,
     )
     for epoch in bar:
         tick = time.perf_counter()
-        train_loss = _train_epoch(model, train_loader, optimizer, scaler, weight, device)
+        set_epoch(train_loader, epoch - 1)
+        train_loss = _train_epoch(network, train_loader, optimizer, scaler, weight, device)
+        distributed.sync_buffers(model)  # one set of batch-norm statistics: rank 0's
         logits, labels = predict_logits(model, val_loader, device=device)
         val_loss = float(
             masked_bce(
@@ -228,7 +284,8 @@ def fit(
         score = sign * (val_auc if config.monitor == "auc" else val_loss)
         if not math.isfinite(score):  # single-class validation set: fall back to the loss
             score = -val_loss
-        improved = score > best_score + config.min_delta
+        # rank 0 decides for all: every rank stops at the same epoch, keeps the same weights
+        improved = distributed.broadcast_object(bool(score > best_score + config.min_delta))
         if improved:
             best_score, best_epoch, wait = score, epoch, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -248,7 +305,7 @@ def fit(
         if schedule is not None:
             schedule.step()
         bar.set_postfix(loss=f"{train_loss:.3f}", val_auc=f"{val_auc:.3f}")
-        if log_path is not None:
+        if log_path is not None and me.is_main:
             write_csv(log_path, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
         if wait >= config.patience:
             stopped_early = True
@@ -263,7 +320,21 @@ def fit(
         sign * best_score if best_epoch else float("nan"),
         stopped_early,
         time.perf_counter() - start,
+        me.size,
     )
+
+
+def _distributed_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """What trains: ``model`` itself, or in a torchrun job ``model`` wrapped in DDP (with
+    batch-norm statistics over the whole batch on CUDA). ``model`` keeps the weights."""
+    if distributed.world().size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)  # in place below the top module
+        return DistributedDataParallel(model, device_ids=[device.index])
+    return DistributedDataParallel(model)
 
 
 def _train_epoch(
@@ -274,21 +345,31 @@ def _train_epoch(
     pos_weight: torch.Tensor | None,
     device: torch.device,
 ) -> float:
+    """One pass; the mean training loss per image (the loss of each image's batch)."""
     model.train()
-    total, count = 0.0, 0
+    processes = distributed.world().size
+    weighted, images_seen = torch.zeros((), dtype=torch.float64), 0.0
     for batch in loader:
         images = batch["image"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device):
             logits = model(images)
-        loss = masked_bce(logits.float(), labels, pos_weight)
+        total, known = masked_bce_terms(logits.float(), labels, pos_weight)
+        # known labels and images of the whole batch (every process's share)
+        counts = torch.stack([known.detach(), known.new_tensor(float(len(images)))])
+        counts = distributed.all_reduce_sum(counts)
+        # DDP averages gradients over the processes: x processes makes that the gradient of
+        # the whole batch's mean, what one process with the whole batch computes
+        loss = total * processes / counts[0].clamp(min=1)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        total += float(loss.detach()) * len(images)
-        count += len(images)
-    return total / max(count, 1)
+        batch_images = float(counts[1])
+        weighted += float(total.detach()) / max(float(counts[0]), 1.0) * batch_images
+        images_seen += batch_images
+    weighted = distributed.all_reduce_sum(weighted.to(device)).cpu()
+    return float(weighted) / max(images_seen, 1.0)
 
 
 def _autocast(device: torch.device) -> torch.autocast:

@@ -25,6 +25,8 @@ from cxrlib.classify.experiment import (
 )
 from cxrlib.classify.train import TrainConfig, mean_auc
 from cxrlib.classify.zoo import ARCHITECTURES, check_architecture, count_parameters
+from cxrlib.distributed import world
+from cxrlib.distributed.launch import Launch
 from cxrlib.images.cache import ImageCache
 from cxrlib.progress import progress_bar
 
@@ -121,18 +123,30 @@ def compare_architectures(
     device=None,
     progress: bool = True,
     max_train_images: int | None = None,
+    launch: Launch | None = None,
 ) -> pd.DataFrame:
     """``architecture_comparison.csv``: validation AUC of each architecture per finding, with
     the base settings (``disease,architecture,val_auc,best_epoch,epochs_run,seconds,...``).
 
     ``max_train_images`` trains each run on a seeded sample of the training images (a quick,
-    rougher comparison); None = all.
+    rougher comparison); None = all. A ``launch`` of several processes runs the comparison as
+    a torchrun job (:mod:`cxrlib.classify.ddp`).
     """
     check_task(task)
     for name in architectures:
         check_architecture(name)
+    if launch is not None and launch.distributed and world().size == 1:
+        from cxrlib.classify import ddp
+
+        return ddp.compare_architectures(
+            cache, cohort, launch=launch, device=device, diseases=list(diseases),
+            architectures=list(architectures), base=base, task=task,
+            max_train_images=max_train_images, progress=progress,
+        )  # fmt: skip
     rows = []
-    bar = progress_bar(architectures, desc="architectures", disable=not progress)
+    bar = progress_bar(
+        architectures, desc="architectures", disable=not (progress and world().is_main)
+    )
     for name in bar:
         bar.set_postfix(architecture=name)
         params = {d: {"architecture": name} for d in diseases}
@@ -168,13 +182,25 @@ def grid_search(
     task: str = "binary",
     device=None,
     progress: bool = True,
+    launch: Launch | None = None,
 ) -> pd.DataFrame:
-    """``grid_results.csv``: one row per finding and grid point with its validation AUC."""
+    """``grid_results.csv``: one row per finding and grid point with its validation AUC.
+
+    A ``launch`` of several processes runs the search as a torchrun job.
+    """
     check_task(task)
     if not grid:
         raise ValueError("the grid is empty: give at least one value per knob")
+    if launch is not None and launch.distributed and world().size == 1:
+        from cxrlib.classify import ddp
+
+        return ddp.grid_search(
+            cache, cohort, launch=launch, device=device, diseases=list(diseases),
+            grid=[dict(point) for point in grid], base=base, task=task, progress=progress,
+        )  # fmt: skip
     rows = []
-    for k, point in enumerate(progress_bar(grid, desc="grid", disable=not progress)):
+    bar = progress_bar(grid, desc="grid", disable=not (progress and world().is_main))
+    for k, point in enumerate(bar):
         configs = configs_for(task, diseases, {d: point for d in diseases}, replace(base))
         rows += _run(cache, cohort, configs, device=device, progress=False, extra={"grid_point": k})
     return pd.DataFrame(rows)

@@ -117,7 +117,8 @@ def _normalise_items(items: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("dicom_id", kind="stable").reset_index(drop=True)
 
 
-def _items_sha256(frame: pd.DataFrame) -> str:
+def items_sha256(frame: pd.DataFrame) -> str:
+    """Fingerprint of a sorted item list (what meta.json records as ``items_sha256``)."""
     lines = (frame["dicom_id"] + "\t" + frame["path"]).str.cat(sep="\n")
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
@@ -162,10 +163,26 @@ def build_cache(
     (H, W) in [0, 1]; it defaults to ``cxrlib.mimic.dicom.read_image`` and must be picklable (a
     module-level function) when ``workers > 1``.
     """
+    root, out, frame, reader, spec = prepare_build(
+        items, data_root, out_dir, image_size, workers, reader
+    )
+    build_folder(frame, root, out, spec, reader, workers=int(workers), progress=progress)
+    return ImageCache.open(out)
+
+
+def prepare_build(
+    items: pd.DataFrame,
+    data_root: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    image_size: int,
+    workers: int,
+    reader: Reader | None,
+) -> tuple[Path, Path, pd.DataFrame, Reader, dict[str, Any]]:
+    """Checked arguments of a build: (root, out, sorted items, reader, the spec meta.json
+    records). Shared with the sharded build (:mod:`cxrlib.images.shards`)."""
     root = Path(data_root).expanduser().resolve()
     out = Path(out_dir).expanduser().resolve()
     _check_args(root, out, image_size, workers)
-    image_size = int(image_size)
     frame = _normalise_items(items)
     reader = reader if reader is not None else default_reader()
     if workers > 1:
@@ -178,33 +195,48 @@ def build_cache(
             ) from exc
     spec = {
         "format_version": FORMAT_VERSION,
-        "image_size": image_size,
+        "image_size": int(image_size),
         "count": len(frame),
         "resize": RESIZE_METHOD,
         "reader": reader_name(reader),
-        "items_sha256": _items_sha256(frame),
+        "items_sha256": items_sha256(frame),
         "data_root": str(root),
     }
+    return root, out, frame, reader, spec
+
+
+def build_folder(
+    frame: pd.DataFrame,
+    root: Path,
+    out: Path,
+    spec: dict[str, Any],
+    reader: Reader,
+    *,
+    workers: int,
+    progress: bool,
+) -> None:
+    """Build (or resume, or keep) the cache of ``frame``'s rows described by ``spec`` in ``out``:
+    pixels, index, then ``meta.json`` (= ``spec`` + shape) last."""
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / META_FILE
     if meta_path.is_file():
-        if _same_spec(_read_json(meta_path), spec):
+        if same_spec(read_json(meta_path), spec):
             _remove(out, (_STATE_FILE, _DONE_FILE, _SHAPES_FILE))
-            return ImageCache.open(out)
+            return
         meta_path.unlink()  # from here on the folder is an unfinished build
     done, shapes = _prepare_state(out, spec)
-    _fill(frame, root, out, spec, done, shapes, reader, workers=int(workers), progress=progress)
+    _fill(frame, root, out, spec, done, shapes, reader, workers=workers, progress=progress)
     index = frame.assign(
         row=np.arange(len(frame)), source_rows=shapes[:, 0], source_cols=shapes[:, 1]
     )
     write_csv(out / INDEX_FILE, index[list(INDEX_COLUMNS)])
-    size = image_size
+    size = spec["image_size"]
     write_json(meta_path, {**spec, "dtype": "uint8", "shape": [len(frame), size, size]})
     _remove(out, (_STATE_FILE, _DONE_FILE, _SHAPES_FILE))
-    return ImageCache.open(out)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A cache's JSON file; an unreadable one is a ValueError saying to rebuild."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -213,7 +245,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         ) from exc
 
 
-def _same_spec(recorded: dict[str, Any], spec: dict[str, Any]) -> bool:
+def same_spec(recorded: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """True when a recorded meta.json (or build.json) describes the build ``spec`` does."""
     return all(recorded.get(key) == spec[key] for key in _SPEC_KEYS)
 
 
@@ -230,7 +263,7 @@ def _prepare_state(out: Path, spec: dict[str, Any]) -> tuple[np.memmap, np.memma
     state = out / _STATE_FILE
     resumable = (
         state.is_file()
-        and _same_spec(_read_json(state), spec)
+        and same_spec(read_json(state), spec)
         and all(p.is_file() and p.stat().st_size == expected[k] for k, p in paths.items())
     )
     if not resumable:
@@ -373,7 +406,7 @@ class ImageCache:
                 f"no image cache at {root} ({META_FILE} missing): build it with "
                 "cxrlib.images.build_cache (stage 01_preprocessing)"
             )
-        meta = _read_json(meta_path)
+        meta = read_json(meta_path)
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"image cache at {root} has format_version {meta.get('format_version')!r}, this "

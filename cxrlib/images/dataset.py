@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -9,9 +10,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torch.utils.data.sampler import BatchSampler
 
+from cxrlib import distributed
 from cxrlib.images.cache import ImageCache
 from cxrlib.images.normalization import NORMALIZE_MEAN, NORMALIZE_STD
 from cxrlib.images.transforms import pixels_to_tensor
@@ -21,7 +23,8 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 class _Batch(NamedTuple):
-    """What the loader's batch sampler yields: dataset positions and the batch's seed."""
+    """What the loader's batch sampler yields: dataset positions and the epoch's seed (the
+    image at position ``p`` draws its augmentation from ``seed + p``)."""
 
     indices: tuple[int, ...]
     seed: int
@@ -53,7 +56,8 @@ class CachedImageDataset(Dataset):
 
     ``transform`` (e.g. :func:`~cxrlib.images.transforms.train_transform`) acts on one float
     image (1, S, S) in [0, 1] before normalisation; under :func:`make_loader` its random draws
-    are seeded per batch from the loader's generator.
+    are seeded per image and epoch, so an image is augmented alike whichever process and batch
+    it lands in.
     """
 
     def __init__(
@@ -134,17 +138,21 @@ class CachedImageDataset(Dataset):
     def get_batch(self, indices: Sequence[int], *, seed: int | None = None) -> dict[str, Any]:
         """A collated batch read from the memmap in one slice (no per-sample collation).
 
-        With ``seed``, the transform's random draws come from a torch generator state seeded
-        with it and the global state is left untouched, so a batch is the same whichever
-        process builds it and whatever the model drew in between.
+        With ``seed``, the image at dataset position ``p`` draws its transform from torch's
+        generator seeded with ``seed + p`` and the global state is left untouched, so an image
+        is augmented the same whichever process, batch or batch position it lands in, and
+        whatever the model drew in between.
         """
         positions = np.asarray(indices, dtype=np.int64)
         images = pixels_to_tensor(self.cache.pixels[self._rows[positions]])
         if self.transform is not None:
             with torch.random.fork_rng(devices=[], enabled=seed is not None):
-                if seed is not None:
-                    torch.manual_seed(seed)
-                images = torch.stack([self.transform(image) for image in images])
+                augmented = []
+                for position, image in zip(positions, images, strict=True):
+                    if seed is not None:
+                        torch.manual_seed((seed + int(position)) % 2**63)
+                    augmented.append(self.transform(image))
+                images = torch.stack(augmented)
         return {
             "image": self._finish(images),
             "label": torch.from_numpy(self._labels[positions]),
@@ -158,22 +166,63 @@ class CachedImageDataset(Dataset):
         return image.repeat_interleave(self.channels, dim=-3) if self.channels > 1 else image
 
 
-class _SeededBatchSampler(Sampler[_Batch]):
-    """Groups a sampler's indices into batches and draws each batch's augmentation seed."""
+class _ShardedBatches(Sampler):
+    """This process's batches of each epoch, and the epoch's augmentation seed.
+
+    The order of an epoch is ``DistributedSampler``'s (a permutation seeded with ``seed +
+    epoch``; with P processes rank r takes positions r, r + P, ...), cut into batches of
+    ``batch_size`` per process. Batch k of every rank together are positions [kB, (k+1)B) of
+    the permutation, B = P x ``batch_size``: the batch one process with batch B would see, which
+    is what lets P processes train like one. Each pass starts the next epoch unless
+    :meth:`set_epoch` says which.
+    """
 
     def __init__(
-        self, sampler: Sampler[int], batch_size: int, drop_last: bool, generator: torch.Generator
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        world: distributed.World,
+        collated: bool,
     ) -> None:
-        self._batches = BatchSampler(sampler, batch_size, drop_last)
-        self._generator = generator
+        self._order = DistributedSampler(
+            dataset, num_replicas=world.size, rank=world.rank, shuffle=shuffle, seed=seed
+        )
+        self._batches = BatchSampler(self._order, batch_size, drop_last)
+        self._seed = int(seed)
+        self._collated = collated
+        self.epoch = 0
 
-    def __iter__(self) -> Iterator[_Batch]:
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle and augment as epoch ``epoch`` on the next pass."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[_Batch | list[int]]:
+        self._order.set_epoch(self.epoch)
+        seed = epoch_seed(self._seed, self.epoch)
+        self.epoch += 1
         for indices in self._batches:
-            seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
-            yield _Batch(tuple(indices), seed)
+            yield _Batch(tuple(indices), seed) if self._collated else list(indices)
 
     def __len__(self) -> int:
         return len(self._batches)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The augmentation seed of one epoch of a loader seeded with ``seed`` (same on every rank)."""
+    state = np.random.SeedSequence([int(seed) % 2**63, int(epoch)]).generate_state(2, np.uint32)
+    return (int(state[0]) << 30) ^ int(state[1])
+
+
+def set_epoch(loader: Any, epoch: int) -> None:
+    """Tell a :func:`make_loader` loader which epoch comes next (other iterables: nothing)."""
+    for sampler in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+            return
 
 
 class _CheckedLoader(DataLoader):
@@ -242,6 +291,12 @@ def make_loader(
     """A DataLoader with seeded shuffling and augmentation, and a first-batch sanity check.
 
     The same ``seed`` gives the same batches (order and augmentation) whatever ``num_workers``.
+    Each pass over the loader is the next epoch (reshuffled, re-augmented); ``set_epoch`` names
+    one. Inside a torchrun job (:mod:`cxrlib.distributed`) every process gets its share of each
+    batch: ``batch_size`` is the global batch, each of P processes loads ``batch_size / P``
+    (rounded up) of it, and the shares of one step make up the batch a single process would
+    load. Sequential loaders (``shuffle=False``) give each process every P-th image, the last
+    few repeated so that all have as many; their ``index`` tells the images apart.
     For a :class:`CachedImageDataset` each batch is read from the memmap in one slice and
     augmented in place of per-sample loading and collation; other datasets load as usual.
     """
@@ -249,22 +304,27 @@ def make_loader(
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
-    # Two generators from one seed: the DataLoader draws its worker base seed from its own one
-    # at every iterator start (once only with persistent workers), so order and augmentation
-    # come from a separate generator and do not depend on num_workers.
-    sampling = torch.Generator().manual_seed(int(seed))
-    sampler = RandomSampler(dataset, generator=sampling) if shuffle else SequentialSampler(dataset)
+    world = distributed.world()
+    collated = isinstance(dataset, CachedImageDataset)
+    batches = _ShardedBatches(
+        dataset,
+        math.ceil(batch_size / world.size),
+        shuffle=shuffle,
+        seed=seed,
+        drop_last=drop_last,
+        world=world,
+        collated=collated,
+    )
     common: dict[str, Any] = {
         "num_workers": num_workers,
         "worker_init_fn": worker_init_fn,
+        # the DataLoader draws its worker base seed from its own generator at every iterator
+        # start (once only with persistent workers); order and augmentation never use it
         "generator": torch.Generator().manual_seed(int(seed) + 1),
         "pin_memory": pin_memory,
         "persistent_workers": num_workers > 0,
     }
-    if isinstance(dataset, CachedImageDataset):
-        batches = _SeededBatchSampler(sampler, batch_size, drop_last, sampling)
+    if collated:
         # batch_size=None: the sampler yields whole batches, the dataset returns them collated.
         return _CheckedLoader(dataset, sampler=batches, batch_size=None, **common)
-    return _CheckedLoader(
-        dataset, sampler=sampler, batch_size=batch_size, drop_last=drop_last, **common
-    )
+    return _CheckedLoader(dataset, batch_sampler=batches, **common)

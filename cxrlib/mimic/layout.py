@@ -77,6 +77,8 @@ VIEW_POSITIONS: tuple[str, ...] = (
     "PA RLD",
 )
 PA = "PA"
+#: Frontal projections (postero-anterior and antero-posterior): what a full-scale model reads.
+FRONTAL_VIEWS: tuple[str, ...] = ("PA", "AP")
 
 
 # --- tables ---------------------------------------------------------------------

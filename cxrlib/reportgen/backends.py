@@ -232,7 +232,8 @@ def _load_hf(path: Path, device: str, quantize: bool, gradient_checkpointing: bo
     kwargs: dict[str, Any] = {"local_files_only": True}
     if device == "cuda":
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        kwargs["device_map"] = {"": 0}
+        # this process's GPU: 0 alone, its own one in a torchrun job (set by cxrlib.distributed)
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
         if quantize:
             from transformers import BitsAndBytesConfig
 

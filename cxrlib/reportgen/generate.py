@@ -16,6 +16,7 @@ import torch
 
 from cxrlib.progress import progress_bar
 
+from .. import distributed
 from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, STUDY_ID
 from .backends import LoadedModel, load_model, quiet_transformers
 from .collator import ReportCollator, to_rgb
@@ -39,7 +40,9 @@ def generate_reports(
     """Generate one report per item of ``conversations`` (``{"messages": ...}``).
 
     A final assistant turn in an item, if any, is ignored: the model sees the prompt only.
-    Prompts are left-padded so every sequence ends where generation starts.
+    Prompts are left-padded so every sequence ends where generation starts. In a torchrun job
+    the batches are dealt out to the processes in turn (each batch as one process would make
+    it) and every process gets all reports back, in order.
     """
 
     if batch_size < 1 or max_new_tokens < 1:
@@ -53,13 +56,14 @@ def generate_reports(
         FastVisionModel.for_inference(model)
     model.eval()
     stop_ids = _stop_ids(model, tokenizer)
-    out: list[str] = []
+    texts: dict[int, list[str]] = {}
     n = len(conversations)
+    me = distributed.world()
     starts = range(0, n, batch_size)
+    mine = starts[me.rank :: me.size]
+    show = progress and me.is_main
     # mininterval: a few bar updates, not one per batch, in stored notebook outputs
-    for start in progress_bar(
-        starts, desc=desc, unit="batch", disable=not progress, mininterval=2.0
-    ):
+    for start in progress_bar(mine, desc=desc, unit="batch", disable=not show, mininterval=2.0):
         items = [conversations[i]["messages"] for i in range(start, min(start + batch_size, n))]
         batch = _prompt_batch(processor, items).to(model.device)
         with torch.inference_mode():
@@ -72,8 +76,10 @@ def generate_reports(
                 use_cache=True,
             )
         new = ids[:, batch["input_ids"].shape[1] :]
-        out.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
-    return out
+        texts[start] = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    for part in distributed.all_gather_objects(texts) if me.size > 1 else []:
+        texts.update(part)
+    return [text for start in starts for text in texts[start]]
 
 
 def _prompt_batch(processor: Any, conversations: Sequence[Sequence[Mapping[str, Any]]]):

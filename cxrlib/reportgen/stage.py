@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .. import preprocessing
+from .. import distributed, preprocessing
 from ..artifacts import (  # noqa: F401 (names of the outputs of stages 04 and 05)
     ADAPTER_DIRS,
     CONTROL_FILES,
@@ -261,7 +261,9 @@ def fine_tune(
     progress: bool = True,
 ) -> tuple[LoadedModel, TrainResult]:
     """Load stage 04's model, add its LoRA, train on the training split with validation loss,
-    save the adapter + processor and the training log; return the trained model and result."""
+    save the adapter + processor and the training log; return the trained model and result.
+
+    In a torchrun job every process trains (:mod:`.distributed`) and rank 0 alone writes."""
     loaded = load_model(
         record["path"],
         backend=record["backend"],
@@ -275,6 +277,8 @@ def fine_tune(
     result = train_adapter(
         loaded, train_data, val_data, settings, work_dir=out / ".checkpoints", progress=progress
     )
+    if not distributed.is_main():
+        return loaded, result
     write_csv(out / LOG_FILES[guided], result.log)
     adapter_dir = out / ADAPTER_DIRS[guided]
     run_dir = out.parent

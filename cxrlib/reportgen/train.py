@@ -26,6 +26,7 @@ from transformers import TrainerCallback
 
 from cxrlib.progress import progress_bar
 
+from .. import distributed
 from ..atomic import atomic_dir, write_json
 from .backends import LoadedModel, quiet_transformers
 from .collator import ReportCollator
@@ -82,6 +83,7 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     trainer: str
+    processes: int = 1  # processes the Trainer trained on (its DDP world in a torchrun job)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (without the log)."""
@@ -142,7 +144,9 @@ def train_adapter(
             initial = {"step": 0, "epoch": 0.0, **trainer.evaluate()}
             trainer.train()
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            distributed.barrier()  # in a torchrun job: every rank has read the best checkpoint
+            if distributed.world().local_rank == 0:
+                shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - start
     state = trainer.state
     log = training_log([initial, *state.log_history])
@@ -156,13 +160,18 @@ def train_adapter(
         stopped_early=int(state.global_step) < steps,
         seconds=round(seconds, 1),
         trainer=kind,
+        processes=int(trainer.args.world_size),
     )
 
 
 def _make_trainer(loaded, train_data, val_data, settings, steps, kind, work):
+    # batch_size is the global batch: in a torchrun job each process takes its share (the
+    # Trainer runs DDP there and averages the gradients)
+    processes = distributed.world().size
+    per_process = max(1, settings.batch_size // processes)
     args = trainer_arguments(
         work,
-        batch_size=settings.batch_size,
+        batch_size=per_process,
         steps=steps,
         lr=settings.lr,
         warmup_steps=settings.warmup_steps,
@@ -172,7 +181,9 @@ def _make_trainer(loaded, train_data, val_data, settings, steps, kind, work):
         use_cpu=loaded.device == "cpu",
     )
     args.update(
-        per_device_eval_batch_size=settings.batch_size,
+        per_device_eval_batch_size=per_process,
+        # each machine's first process keeps the checkpoints its processes read back
+        save_on_each_node=processes > 1,
         gradient_accumulation_steps=settings.grad_accum,
         num_train_epochs=settings.max_epochs,
         eval_strategy="steps",
