@@ -54,7 +54,7 @@ def test_checkpoints_and_report_image_outputs(run, models, tmp_path):
     # two binary models: two L2-normalised 512-wide blocks side by side
     assert embeddings.shape == (10, 1024) and embeddings.dtype == np.float32
     assert np.linalg.norm(embeddings[:, :512], axis=1) == pytest.approx(np.ones(10), abs=1e-5)
-    path = stage.write_embeddings(tmp_path / stage.EMBEDDINGS_FILE, probs["dicom_id"], embeddings)
+    path = stage.write_embeddings(tmp_path / a.EMBEDDINGS_FILE, probs["dicom_id"], embeddings)
     with np.load(path, allow_pickle=False) as saved:  # readable without pickle
         assert saved["dicom_id"].tolist() == probs["dicom_id"].tolist()
         assert np.array_equal(saved["embedding"], embeddings)

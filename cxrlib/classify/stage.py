@@ -14,20 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlib import artifacts as a
 from cxrlib import preprocessing
-from cxrlib.artifacts import (  # noqa: F401 (names of the outputs of stages 02 and 03)
-    BEST_PARAMS_FILE,
-    CHECKPOINT_DIR,
-    COMPARISON_FILE,
-    EMBEDDINGS_FILE,
-    GRID_FILE,
-    LOG_DIR,
-    METRICS_FILE,
-    PREDICTIONS_FILE,
-    PROBS_FILE,
-)
-from cxrlib.artifacts import CNN_TRAIN_TEST as TRAIN_TEST_STAGE  # noqa: F401
-from cxrlib.artifacts import CNN_TUNING as TUNING_STAGE
 from cxrlib.atomic import atomic_path, write_csv
 from cxrlib.classify.evaluate import HEADLINE_METRICS_COLUMNS
 from cxrlib.classify.experiment import (
@@ -64,10 +52,10 @@ def load_preprocessed(run_dir: str | os.PathLike[str], diseases: Sequence[str]) 
 
 def read_best_params(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """Stage 02's ``best_params.csv`` (what stage 03 trains)."""
-    path = stage_dir(run_dir, TUNING_STAGE) / BEST_PARAMS_FILE
+    path = stage_dir(run_dir, a.CNN_TUNING) / a.BEST_PARAMS_FILE
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: run stage {TUNING_STAGE} first with the same run_dir"
+            f"{path} not found: run stage {a.CNN_TUNING} first with the same run_dir"
         )
     return pd.read_csv(path)
 
@@ -78,7 +66,7 @@ def save_models(out_dir: str | os.PathLike[str], models: Sequence[TrainedModel])
     trained it."""
     paths = []
     for trained in models:
-        path = Path(out_dir) / CHECKPOINT_DIR / f"{model_name(trained.config)}.safetensors"
+        path = Path(out_dir) / a.CHECKPOINT_DIR / f"{model_name(trained.config)}.safetensors"
         paths.append(
             save_checkpoint(
                 path,
@@ -134,7 +122,10 @@ def write_predictions(
 ) -> list[Path]:
     """``predictions.csv`` and ``metrics.csv`` (atomic)."""
     out = Path(out_dir)
-    return [write_csv(out / PREDICTIONS_FILE, predictions), write_csv(out / METRICS_FILE, metrics)]
+    return [
+        write_csv(out / a.PREDICTIONS_FILE, predictions),
+        write_csv(out / a.METRICS_FILE, metrics),
+    ]
 
 
 def gradcam_examples(

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlib.classify.stage import EMBEDDINGS_FILE
+from cxrlib.artifacts import EMBEDDINGS_FILE
 from cxrlib.mimic.layout import SPLITS
 from cxrlib.reportgen.dataset import check_report_samples, reports
 from cxrlib.reportgen.generate import GENERATED_COLUMNS
