@@ -104,3 +104,16 @@ def test_learning_curves_have_axis_labels():
     loss_axis, auc_axis = fig.axes[0], fig.axes[-1]
     assert loss_axis.get_xlabel() == "epoch" and "loss" in loss_axis.get_ylabel()
     assert auc_axis.get_ylabel() == "validation AUC" and auc_axis.get_ylim() == (0.0, 1.0)
+
+
+def test_reliability_diagram_and_label_prevalence_are_labelled():
+    table = pd.DataFrame({"disease": ["A", "A"], "predicted": [0.2, 0.8], "observed": [0.1, 0.9]})
+    ax = plots.reliability_diagram(table).axes[0]
+    assert ax.get_xlabel() == "mean predicted probability" and ax.get_ylim() == (0.0, 1.0)
+    prevalence = pd.DataFrame(
+        {"positive": [3, 1], "negative": [2, 5], "uncertain": [1, 0], "not mentioned": [4, 4]},
+        index=["Pneumonia", "Cardiomegaly"],
+    )
+    ax = plots.label_prevalence(prevalence, title="labels").axes[0]
+    assert ax.get_xlabel() == "studies"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Pneumonia", "Cardiomegaly"]
