@@ -7,11 +7,12 @@ and a complete one is recognised (and reused) by its marker.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class _Settings:
     min_size: int
     max_size: int
     prevalence: str
+    exclude_subject_ids: tuple[int, ...] = ()  # sorted, unique
 
     def validate(self) -> None:
         """Raise a ValueError naming the first bad argument."""
@@ -94,13 +96,22 @@ class _Settings:
         }
         if self.prevalence != "mimic":  # keeps the records of MIMIC-rate releases as they were
             arguments["prevalence"] = self.prevalence
+        if self.exclude_subject_ids:
+            arguments["excluded_subject_ids"] = len(self.exclude_subject_ids)
+            arguments["excluded_subject_ids_sha256"] = self._excluded_digest()
         return arguments
+
+    def _excluded_digest(self) -> str:
+        text = ",".join(str(i) for i in self.exclude_subject_ids)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def cache_root(self) -> Path:
         """The release's folder in the project cache."""
         name = f"mimic-cxr-n{self.subjects}-s{self.seed}-{self.min_size}-{self.max_size}"
         if self.prevalence != "mimic":
             name += f"-{self.prevalence}"
+        if self.exclude_subject_ids:
+            name += f"-x{self._excluded_digest()[:8]}"
         return cache_dir() / "synthetic" / name
 
 
@@ -168,6 +179,7 @@ def generate(
     min_size: int = 512,
     max_size: int = 1024,
     prevalence: str = "mimic",
+    exclude_subject_ids: Collection[int] = (),
     progress: bool = True,
     workers: int | None = None,
 ) -> SynthSummary:
@@ -177,8 +189,11 @@ def generate(
     a complete earlier generation with the same arguments (then it is returned unchanged).
     ``prevalence`` is ``"mimic"`` (the release's label rates) or ``"enriched"`` (the six paper
     findings mentioned in most studies, for usable cohorts at demo scale; see ``labels``).
+    No subject gets an id of ``exclude_subject_ids`` (a release disjoint from another one).
     """
-    settings = _Settings(subjects, seed, min_size, max_size, prevalence)
+    settings = _Settings(
+        subjects, seed, min_size, max_size, prevalence, tuple(sorted(set(exclude_subject_ids)))
+    )
     return _generate(Path(out_dir), settings, progress=progress, workers=workers)
 
 
@@ -206,6 +221,7 @@ def _generate(
         settings.min_size,
         settings.max_size,
         settings.prevalence,
+        settings.exclude_subject_ids,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
