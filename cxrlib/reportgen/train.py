@@ -51,7 +51,7 @@ class TrainSettings:
     max_length: int = 1024  # tokens per conversation (the report end is truncated)
     seed: int = 3407
     mixed_precision: bool = True  # bf16 (or fp16) on CUDA; ignored on the CPU
-    augment: bool = False  # random affine on training images
+    augment: bool = False  # random rotation, shift, zoom and exposure of training images
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum", "eval_steps", "max_length"):
