@@ -2,8 +2,9 @@
 
 Rooms (see docs/ARCHITECTURE.md): ``mimic`` (layout, readers, synthetic look-alike),
 ``cohort`` and ``reportset`` (the paper's selection rules), ``images`` (preprocessing cache,
-datasets), ``classify`` (CNNs), ``reportgen`` (Llama-3.2-Vision), ``reporteval`` (labeler and
-metrics), ``pipeline`` (papermill runner), ``plots``.
+datasets), ``classify`` (CNNs), ``labeler`` (CheXpert-style report labeler, used by both
+halves of the report work), ``reportgen`` (Llama-3.2-Vision), ``reporteval`` (metrics and
+baselines), ``pipeline`` (papermill runner), ``plots``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -18,6 +18,11 @@ from typing import Any
 
 import pandas as pd
 
+#: Endings of the temporary names used below: a file or folder being written (``.tmp``) and a
+#: folder being replaced (``.old``). Never outputs (see :mod:`cxrlib.pipeline.fingerprint`).
+TMP_SUFFIX, OLD_SUFFIX = ".tmp", ".old"
+TEMPORARY_SUFFIXES: tuple[str, ...] = (TMP_SUFFIX, OLD_SUFFIX)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -28,7 +33,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -51,13 +56,15 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         if target.exists():
             # two renames: the old folder disappears only once the new one is complete
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=tmp.parent))
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=OLD_SUFFIX, dir=tmp.parent)
+            )
             os.replace(target, old / target.name)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
@@ -66,6 +73,35 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_writable(
+    path: str | os.PathLike[str], *, what: str = "--out", folder: bool = False
+) -> Path:
+    """Fail before any work is done when ``path`` cannot be written, naming it and why.
+
+    ``folder=False``: ``path`` is a file to (over)write: it must not be a folder, and the
+    nearest existing folder above it must be writable. ``folder=True``: ``path`` is a folder
+    to create or write into. ``what`` names the option or parameter. Raises
+    ``IsADirectoryError``, ``NotADirectoryError`` or ``PermissionError`` with a message that
+    names ``what`` and the path; checking creates nothing.
+    """
+    target = Path(path)
+    if not folder and target.is_dir():
+        raise IsADirectoryError(f"{what} {target} is a folder; give a file path instead")
+    if folder and target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{what} {target} is a file; give a folder path instead")
+    existing = target if folder and target.is_dir() else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{what} {target}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{what} {target}: no permission to write in {existing}; choose another place "
+            "or fix the folder's permissions"
+        )
+    return target
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -10,7 +10,9 @@ from collections.abc import Callable, Sequence
 USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     NotADirectoryError,
+    IsADirectoryError,
     FileExistsError,
+    PermissionError,
     ValueError,
     KeyError,
 )
@@ -23,9 +25,27 @@ def run_cli(
     try:
         return int(main(argv) or 0)
     except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {user_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def user_message(exc: BaseException) -> str:
+    """One line for a user error: the project's own message, or for an operating-system error
+    raised deeper down (``[Errno 13] Permission denied: 'x'``) the path and what to do."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.filename is not None:
+        path = exc.filename
+        if isinstance(exc, PermissionError):
+            return f"permission denied: {path}; check its permissions or choose another path"
+        if isinstance(exc, IsADirectoryError):
+            return f"{path} is a folder where a file was expected"
+        if isinstance(exc, NotADirectoryError):
+            return f"{path}: a file stands where a folder was expected"
+        if isinstance(exc, FileNotFoundError):
+            return f"file or folder not found: {path}"
+        return f"{exc.strerror or exc}: {path}"
+    return str(exc)

@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 
 from cxrlib import cli
-from cxrlib.atomic import write_csv
+from cxrlib.atomic import check_writable, write_csv
+from cxrlib.choices import SPLIT_SOURCES
 from cxrlib.mimic import layout
 from cxrlib.mimic.tables import MimicCxr
 
-SPLIT_SOURCES: tuple[str, ...] = ("random", "official")
 LABEL_SOURCES: dict[str, layout.TableSpec] = {"chexpert": layout.CHEXPERT, "negbio": layout.NEGBIO}
 COHORT_COLUMNS: tuple[str, ...] = (
     "disease",
@@ -447,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(
             f"--out {out} is inside the data root {root}, which is read-only; write elsewhere"
         )
+    check_writable(out, what="--out")
     result = build_cohort(
         root,
         diseases=[d.strip() for d in args.diseases.split(",") if d.strip()],

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from cxrlib import choices
 from cxrlib.mimic import layout
 from cxrlib.paths import PARAMETERS_DIR, PROJECT_ROOT
 
@@ -36,6 +37,105 @@ _ROOT_MARKERS: tuple[layout.TableSpec, ...] = (
     layout.CHEXPERT,
     layout.SPLIT,
 )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a parameter's value (each element, for a list) must be beyond its type: one of
+    ``choices``, or a number within ``low``..``high`` (``open_low``: ``low`` itself excluded)."""
+
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` breaks the rule (``"must be one of [...]"``), or None."""
+        if self.choices:
+            return None if value in self.choices else f"must be one of {list(self.choices)}"
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None  # the type check reports it
+        low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return None if low_ok and high_ok else f"must be {self.describe()}"
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        left = "(" if self.open_low else "["
+        right = ")" if self.open_high else "]"
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
+
+
+_COUNT = Rule(low=1)  # a positive whole number
+_NON_NEGATIVE = Rule(low=0)
+_POSITIVE = Rule(low=0, open_low=True)
+_FRACTION = Rule(low=0, high=1, open_high=True)  # dropout rates, split shares
+_SYNTHETIC_SIZE = Rule(low=choices.SYNTHETIC_SIZE_RANGE[0], high=choices.SYNTHETIC_SIZE_RANGE[1])
+#: Rules of the stages' parameters by name (a name means the same in every stage). Names not
+#: listed get the type check only.
+PARAMETER_RULES: dict[str, Rule] = {
+    "task": Rule(choices.TASKS),
+    "architecture": Rule((*choices.ARCHITECTURES, choices.AUTO_ARCHITECTURE)),
+    "architectures": Rule(choices.ARCHITECTURES),
+    "lr_schedule": Rule(choices.LR_SCHEDULES),
+    "pos_weight": Rule(choices.POS_WEIGHT_MODES),
+    "device": Rule(choices.DEVICES),
+    "backend": Rule(choices.BACKENDS),
+    "split_source": Rule(choices.SPLIT_SOURCES),
+    "synthetic_prevalence": Rule(choices.PREVALENCES),
+    "uncertain_as": Rule(choices.UNCERTAIN_AS),
+    "eval_split": Rule(tuple(s for s in layout.SPLITS if s != "train")),
+    "generate_splits": Rule(layout.SPLITS),
+    "diseases": Rule(layout.CHEXPERT_LABELS),
+    "image_size": Rule(low=choices.IMAGE_SIZE_RANGE[0], high=choices.IMAGE_SIZE_RANGE[1]),
+    "synthetic_min_size": _SYNTHETIC_SIZE,
+    "synthetic_max_size": _SYNTHETIC_SIZE,
+    "seed": _NON_NEGATIVE,
+    "synthetic_seed": _NON_NEGATIVE,
+    "synthetic_subjects": _COUNT,
+    "workers": _COUNT,
+    "val_ratio": _FRACTION,
+    "test_ratio": _FRACTION,
+    "comparison_epochs": _COUNT,
+    "comparison_train_images": _NON_NEGATIVE,
+    "lr": _POSITIVE,
+    "grid_lr": _POSITIVE,
+    "tiny_pretrain_lr": _POSITIVE,
+    "weight_decay": _NON_NEGATIVE,
+    "grid_weight_decay": _NON_NEGATIVE,
+    "batch_size": _COUNT,
+    "grid_batch_size": _COUNT,
+    "dropout": _FRACTION,
+    "grid_dropout": _FRACTION,
+    "lora_dropout": _FRACTION,
+    "max_epochs": _POSITIVE,
+    "max_steps": _COUNT,
+    "patience": _NON_NEGATIVE,
+    "n_boot": _COUNT,
+    "ci_level": Rule(low=0, high=1, open_low=True, open_high=True),
+    "gradcam_examples": _NON_NEGATIVE,
+    "grad_accum": _COUNT,
+    "warmup_steps": _NON_NEGATIVE,
+    "eval_steps": _COUNT,
+    "max_length": _COUNT,
+    "gen_batch_size": _COUNT,
+    "max_new_tokens": _COUNT,
+    "reload_examples": _NON_NEGATIVE,
+    "zero_shot_examples": _NON_NEGATIVE,
+    "gallery_examples": _NON_NEGATIVE,
+    "lora_r": _COUNT,
+    "lora_alpha": _POSITIVE,
+    "tiny_image_size": _COUNT,
+    "tiny_patch_size": _COUNT,
+    "tiny_vocab_size": _COUNT,
+    "tiny_text_hidden": _COUNT,
+    "tiny_text_layers": _COUNT,
+    "tiny_vision_hidden": _COUNT,
+    "tiny_vision_layers": _COUNT,
+    "tiny_pretrain_steps": _NON_NEGATIVE,
+}
 
 
 @dataclass(frozen=True)
@@ -210,7 +310,7 @@ def resolve_parameters(
                 else:
                     values[key] = check_data_root(value, source=f"{where}: {sources[key]}")
             else:
-                _check_type(value, schema[key].default, f"{where}: {sources[key]}")
+                check_value(key, value, schema[key].default, f"{where}: {sources[key]}")
         resolved[stage] = values
     return resolved
 
@@ -246,6 +346,26 @@ def check_data_root(
             "folder that holds them"
         )
     return str(root)
+
+
+def check_value(name: str, value: Any, default: Any, where: str) -> None:
+    """Check one parameter: its type against the notebook default (each element's, for a
+    list) and its rule in :data:`PARAMETER_RULES`; ``where`` names the profile file and key."""
+    _check_type(value, default, where)
+    rule = PARAMETER_RULES.get(name)
+    if isinstance(value, list | tuple):
+        element_default = default[0] if isinstance(default, list | tuple) and default else None
+        for i, element in enumerate(value):
+            if element_default is None and rule and rule.choices:
+                element_default = ""
+            _check_type(element, element_default, f"{where}[{i}]")
+            problem = rule.problem(element) if rule else None
+            if problem:
+                raise ValueError(f"{where}[{i}] {problem}, got {element!r}")
+        return
+    problem = rule.problem(value) if rule else None
+    if problem:
+        raise ValueError(f"{where} {problem}, got {value!r}{_suggest(str(value), rule.choices)}")
 
 
 def _check_type(value: Any, default: Any, where: str) -> None:

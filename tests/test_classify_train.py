@@ -159,3 +159,18 @@ def test_predict_logits_returns_features_too():
     logits, labels = train.predict_logits(model, batches, device=torch.device("cpu"))
     features, _ = train.predict_logits(model, batches, device=torch.device("cpu"), features=True)
     assert logits.shape == (10, 2) and labels.shape == (10, 1) and features.shape == (10, 512)
+
+
+def test_same_seed_on_one_machine_gives_identical_numbers():
+    """What the README promises: same seed and machine, same tables (bit for bit). Across CPUs
+    only the invariants of cxrlib.invariants hold (the stored notebooks check those)."""
+
+    def run() -> pd.DataFrame:
+        torch.manual_seed(0)
+        config = train.TrainConfig(lr=1e-3, max_epochs=2, patience=2, image_size=16)
+        return train.fit(
+            zoo.create_model("resnet18"), _batches(16, seed=0), _batches(8, seed=1), config,
+            device="cpu", progress=False,
+        ).history.drop(columns="seconds", errors="ignore")  # fmt: skip
+
+    pd.testing.assert_frame_equal(run(), run(), check_exact=True)

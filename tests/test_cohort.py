@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -370,16 +371,21 @@ def test_cli_writes_csv_and_prints_counts(
         (["--out", "{root}/cohort.csv"], "is inside the data root"),
         (["--out", "{tmp}/c.csv", "--diseases", "Pneumonai"], "unknown: ['Pneumonai']"),
         (["--out", "{tmp}/c.csv", "--val-ratio", "0.9"], "sum below 1"),
+        (["--out", "{tmp}"], "--out {tmp} is a folder; give a file path instead"),
+        (["--out", "{root}/../x/c.csv/d.csv"], "is a file, not a folder"),
     ],
 )
 def test_cli_user_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     root = write_root(tmp_path / "root", _background())
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "c.csv").write_text("a file where a folder is needed")
     argv = ["--data-root", str(root)] + [a.format(root=root, tmp=tmp_path) for a in args]
     assert cli.run_cli(main, argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err
+    assert err.startswith("error: ") and message.format(tmp=tmp_path) in err
+    assert err.count("\n") == 1
     assert not (root / "cohort.csv").exists()
 
 
@@ -389,3 +395,65 @@ def test_cli_missing_data_root(tmp_path: Path, capsys: pytest.CaptureFixture[str
     )
     assert code == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_cli_checks_the_output_before_doing_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unwritable --out used to fail after the cohort was built, naming a hidden temp file."""
+    import cxrlib.cohort as cohort_module
+
+    root = write_root(tmp_path / "root", _background())
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # as root every folder is writable: deny this one explicitly
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    monkeypatch.setattr(cohort_module, "build_cohort", lambda *a, **k: pytest.fail("worked first"))
+    argv = ["--data-root", str(root), "--out", str(locked / "c.csv")]
+    assert cli.run_cli(main, argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"error: --out {locked / 'c.csv'}: no permission to write in {locked}; "
+        "choose another place or fix the folder's permissions\n"
+    )
+
+
+def test_cli_unreadable_table_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table the user may not read (permission denied) once ended in a 46-line traceback."""
+    root = write_root(tmp_path / "root", _background())
+    table = root / layout.METADATA.filename
+    real_read_csv = pd.read_csv
+
+    def read_csv(path, *args, **kwargs):
+        if Path(path) == table:  # as root chmod 000 is no obstacle: raise what a user gets
+            raise PermissionError(13, "Permission denied", str(table))
+        return real_read_csv(path, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", read_csv)
+    argv = ["--data-root", str(root), "--out", str(tmp_path / "c.csv")]
+    assert cli.run_cli(main, argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"error: cannot read {table}: permission denied; make the file readable "
+        "for this user\n"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_cli_unreadable_table_for_real(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_root(tmp_path / "root", _background())
+    (root / layout.METADATA.filename).chmod(0)
+    assert cli.run_cli(main, ["--data-root", str(root), "--out", str(tmp_path / "c.csv")]) == 2
+    assert "permission denied" in capsys.readouterr().err
+
+
+def test_label_table_with_a_header_and_no_rows(tmp_path: Path) -> None:
+    """Once reported as 'no PA image among the 0 labelled images'."""
+    root = write_root(tmp_path / "root", _background())
+    header = gzip.decompress((root / layout.CHEXPERT.filename).read_bytes()).splitlines()[0]
+    (root / layout.CHEXPERT.filename).write_bytes(gzip.compress(header + b"\n"))
+    with pytest.raises(ValueError, match=r"chexpert.csv.gz has a header but no rows"):
+        build_cohort(root, diseases=[PNEUMONIA])

@@ -35,6 +35,8 @@ SCHEMAS = {
         "run_dir": Parameter("run_dir", "../runs/interactive"),
         "seed": Parameter("seed", 0),
         "lr": Parameter("lr", 0.001),
+        "grid_lr": Parameter("grid_lr", [0.001, 0.0003]),
+        "architecture": Parameter("architecture", "resnet18"),
     },
 }
 
@@ -55,7 +57,7 @@ def _resolve(tmp_path: Path, text: str, **kwargs):
 def test_defaults_common_and_stage_values_combine(tmp_path):
     resolved = _resolve(
         tmp_path,
-        "common: {seed: 7}\nstages:\n  01_prep: {image_size: 64, val_ratio: 1}\n",
+        "common: {seed: 7}\nstages:\n  01_prep: {image_size: 64, val_ratio: 0}\n",
     )
     assert resolved == {
         # run_dir is never resolved from a profile: the runner injects it
@@ -63,13 +65,18 @@ def test_defaults_common_and_stage_values_combine(tmp_path):
             "seed": 7,
             "data_root": "synthetic",
             "image_size": 64,
-            "val_ratio": 1,  # an int is a valid float
+            "val_ratio": 0,  # an int is a valid float
             "augment": True,
             "split_source": "random",
             "diseases": ["Pneumonia"],
             "max_images": None,
         },
-        "02_train": {"seed": 7, "lr": 0.001},
+        "02_train": {
+            "seed": 7,
+            "lr": 0.001,
+            "grid_lr": [0.001, 0.0003],
+            "architecture": "resnet18",
+        },
     }
 
 
@@ -112,6 +119,23 @@ def test_stage_value_beats_common(tmp_path):
         ("stages:\n  02_train: {lr: 1e-3}\n", ["lr must be a number", "1.0e-4"]),
         ("stages:\n  01_prep: {data_root: null}\n", ["data_root is required", "--data-root DIR"]),
         ("stages:\n  01_prep: {data_root: 5}\n", ["must be 'synthetic' or a folder path"]),
+        # list elements: type of the default's elements, then the parameter's rule
+        ("stages:\n  02_train: {grid_lr: [1e-3]}\n", ["grid_lr[0] must be a number", "1.0e-4"]),
+        ("stages:\n  02_train: {grid_lr: [0.1, -1.0]}\n", ["grid_lr[1] must be > 0, got -1.0"]),
+        ("stages:\n  01_prep: {diseases: [Pneumonitis]}\n", ["diseases[0] must be one of"]),
+        ("stages:\n  01_prep: {diseases: [1]}\n", ["diseases[0] must be of type str"]),
+        # names and ranges are checked here, not when the stage runs
+        (
+            "stages:\n  02_train: {architecture: resnet19}\n",
+            ["architecture must be one of", "got 'resnet19'", "did you mean 'resnet18'"],
+        ),
+        (
+            "stages:\n  01_prep: {split_source: offical}\n",
+            ["split_source must be one of ['random', 'official']", "did you mean 'official'"],
+        ),
+        ("stages:\n  01_prep: {image_size: 0}\n", ["image_size must be in [8, 4096], got 0"]),
+        ("stages:\n  01_prep: {val_ratio: 1.5}\n", ["val_ratio must be in [0, 1), got 1.5"]),
+        ("common: {seed: -1}\n", ["seed must be >= 0, got -1"]),
     ],
 )
 def test_invalid_profiles_name_file_and_key(tmp_path, text, expected):
@@ -289,3 +313,19 @@ def test_shipped_profiles_validate_against_the_notebooks(name, tmp_path):
     else:
         resolved = resolve_parameters(profile, schemas)
         assert resolved["01_preprocessing"]["data_root"] == "synthetic"
+
+
+def test_every_parameter_rule_names_a_notebook_parameter():
+    """A rule for a parameter no notebook declares would never be applied."""
+    from cxrlib.config import PARAMETER_RULES
+    from cxrlib.pipeline.stages import STAGES
+
+    declared = {name for s in STAGES for name in notebook_parameters(NOTEBOOKS_DIR / s.notebook)}
+    assert set(PARAMETER_RULES) <= declared, sorted(set(PARAMETER_RULES) - declared)
+
+
+def test_architecture_choices_are_the_zoo():
+    from cxrlib.choices import ARCHITECTURES
+    from cxrlib.classify.zoo import ARCHITECTURES as ZOO
+
+    assert tuple(ZOO) == ARCHITECTURES

@@ -190,12 +190,8 @@ def test_kernel_death_and_timeout_are_stage_failures(project, capsys, body, expe
     assert not (project / "runs" / "toy" / "01_alpha" / ".stage.json").exists()
 
 
-def test_kernel_sigterm_leaves_no_record_and_exits_130(project):
-    _write_notebook(
-        project / "notebooks" / "01_alpha.ipynb",
-        "01_alpha",
-        'Path(run_dir, "01_alpha", "started").write_text("")\nimport time\ntime.sleep(60)\n',
-    )
+def _start_runner(project: Path) -> subprocess.Popen[str]:
+    """``run_all.py`` on the toy project in a process group of its own, as a terminal runs it."""
     script = textwrap.dedent(
         f"""
         import functools, sys
@@ -210,23 +206,58 @@ def test_kernel_sigterm_leaves_no_record_and_exits_130(project):
         sys.exit(run_cli(cli, ["--profile", "toy", "--run-dir", str(root / "runs" / "toy")]))
         """
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", script],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
+        # a shell's background job ignores SIGINT; a terminal's foreground job does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    started = project / "runs" / "toy" / "01_alpha" / "started"
-    deadline = time.monotonic() + 60
-    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert started.exists(), proc.communicate()
+    assert path.exists(), proc.communicate()
+
+
+def test_kernel_sigterm_leaves_no_record_and_exits_130(project):
+    _write_notebook(
+        project / "notebooks" / "01_alpha.ipynb",
+        "01_alpha",
+        'Path(run_dir, "01_alpha", "started").write_text("")\nimport time\ntime.sleep(60)\n',
+    )
+    proc = _start_runner(project)
+    _wait_for(project / "runs" / "toy" / "01_alpha" / "started", proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted during 01_alpha" in err
     assert not (project / "runs" / "toy" / "01_alpha" / ".stage.json").exists()
+
+
+def test_kernel_ctrl_c_prints_one_clean_line(project):
+    """Ctrl-C reaches the runner's whole process group; the kernel must not print tracebacks
+    (a graceful kernel shutdown let the running cell reply on closed sockets: ZMQError)."""
+    _write_notebook(
+        project / "notebooks" / "01_alpha.ipynb",
+        "01_alpha",
+        'Path(run_dir, "01_alpha", "started").write_text("")\n'
+        "import time\nfor _ in range(600):\n    time.sleep(0.1)\n",
+    )
+    proc = _start_runner(project)
+    _wait_for(project / "runs" / "toy" / "01_alpha" / "started", proc)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "ZMQError" not in err and "[IPKernelApp]" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert not (project / "runs" / "toy" / "01_alpha" / "started").exists()  # partial: discarded
 
 
 # --- fake executor -----------------------------------------------------------------------
@@ -236,15 +267,21 @@ def test_interrupt_during_a_stage_leaves_no_record(project, capsys):
     def interrupted_in_beta(notebook, output, **kwargs):
         _fake_execute(notebook, output, **kwargs)
         if Path(notebook).stem == "02_beta":
+            Path(kwargs["parameters"]["run_dir"], "02_beta", "partial.txt").write_text("half")
             raise KeyboardInterrupt
 
     assert _run_all(project, execute=_fake_execute) == 0
     run_dir = project / "runs" / "toy"
     assert (run_dir / "02_beta" / ".stage.json").is_file()
     _executions(project)
+    before = (run_dir / "02_beta" / "out.txt").read_bytes()
     assert _run_all(project, "--force", execute=interrupted_in_beta) == 130
     assert (run_dir / "01_alpha" / ".stage.json").is_file()
-    assert not (run_dir / "02_beta" / ".stage.json").exists()  # the old record went first
+    # the interrupted re-run's partial outputs are gone; the previous complete ones are back,
+    # and they are stale because 01_alpha re-ran
+    assert (run_dir / "02_beta" / "out.txt").read_bytes() == before
+    assert not (run_dir / "02_beta" / "partial.txt").exists()
+    assert not list(run_dir.glob(".*previous"))
     captured = capsys.readouterr()
     assert "interrupted during 02_beta" in captured.err
     assert "03_gamma" in captured.out and "not started" in captured.out
@@ -439,6 +476,14 @@ def _inputs(**overrides) -> dict:
         (lambda f: os.utime(f / "a.txt", ns=(1, 1)), "output changed: a.txt"),
         (lambda f: (f / "new.txt").write_text("x"), None),  # extra files are not outputs
         (lambda f: (f / ".x.tmp").write_text("x"), None),
+        # a folder write killed half-way (cxrlib.atomic.atomic_dir) is never an output
+        (
+            lambda f: (
+                (f / ".checkpoints.x1y2.tmp").mkdir()
+                or (f / ".checkpoints.x1y2.tmp" / "w").write_text("x")
+            ),
+            None,
+        ),
     ],
 )
 def test_stale_reason_on_outputs(tmp_path, change, expected):
@@ -494,3 +539,86 @@ def test_openmp_environment_is_added_where_the_user_set_none():
     chosen = dict.fromkeys(OPENMP_ENVIRONMENT, "7")
     apply_openmp_environment(chosen)
     assert set(chosen.values()) == {"7"}  # a value the user set is kept
+
+
+def test_record_never_lists_temporary_folders(tmp_path):
+    (tmp_path / ".checkpoints.x1y2.tmp").mkdir()
+    (tmp_path / ".checkpoints.x1y2.tmp" / "w.safetensors").write_text("half")
+    (tmp_path / ".model.a1.old" / "model").mkdir(parents=True)
+    (tmp_path / ".model.a1.old" / "model" / "w").write_text("old")
+    (tmp_path / "kept.csv").write_text("a\n")
+    assert list(fingerprint.scan_outputs(tmp_path)) == ["kept.csv"]
+
+
+# --- command-line and run-folder errors ----------------------------------------------------
+
+
+def test_empty_only_is_an_error_not_every_stage(project, capsys):
+    assert _run_all(project, "--only", "", execute=_fake_execute) == 2
+    assert "--only needs at least one stage name" in capsys.readouterr().err
+    assert _executions(project) == []
+
+
+def test_run_folder_that_is_a_file_fails_before_anything_runs(project, capsys):
+    blocker = project / "runs" / "file"
+    blocker.write_text("not a folder")
+    cli = functools.partial(
+        main,
+        stages=TOY_STAGES,
+        notebooks_dir=project / "notebooks",
+        parameters_dir=project / "parameters",
+        execute=_fake_execute,
+    )
+    for run_dir in (blocker, blocker / "sub"):
+        assert run_cli(cli, ["--profile", "toy", "--run-dir", str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: run folder") and str(blocker) in err, err
+        assert err.count("\n") == 1
+    assert _executions(project) == []
+
+
+def test_unwritable_run_folder_fails_before_anything_runs(project, capsys, monkeypatch):
+    real_access = os.access
+    locked = project / "runs"
+    # as root every folder is writable: deny this one explicitly
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    assert _run_all(project, execute=_fake_execute) == 2
+    err = capsys.readouterr().err
+    assert "no permission to write in" in err and str(locked) in err
+    assert _executions(project) == []
+
+
+def test_second_run_on_a_busy_run_folder_is_refused(project, capsys):
+    from cxrlib.pipeline.lock import RunLock
+
+    run_dir = project / "runs" / "toy"
+    with RunLock(run_dir):  # another run holds the folder
+        assert _run_all(project, execute=_fake_execute) == 2
+        err = capsys.readouterr().err
+        assert f"run folder {run_dir} is in use by another run" in err
+        assert f'"pid": {os.getpid()}' in err
+        assert _executions(project) == []
+    assert _run_all(project, execute=_fake_execute) == 0  # released: runs normally
+    assert _executions(project) == ["01_alpha", "02_beta", "03_gamma"]
+
+
+def test_a_killed_runners_lock_does_not_block(project):
+    run_dir = project / "runs" / "toy"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from cxrlib.pipeline.lock import RunLock\n"
+            f"with RunLock({str(run_dir)!r}):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()  # SIGKILL: no clean-up runs
+    holder.wait(timeout=30)
+    assert _run_all(project, execute=_fake_execute) == 0

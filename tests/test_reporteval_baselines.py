@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxrlib.labeler import label_report
 from cxrlib.mimic.layout import PAPER_FINDINGS
 from cxrlib.reporteval import baselines, results
-from cxrlib.reporteval.labeler import label_report
 
 # Six report samples: four train, two test. Embeddings put test image t1 next to train a2
 # and t2 next to train a3 (cosine similarity, so the scale of a vector does not matter).

@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
+from cxrlib.labeler import label_agreement
 from cxrlib.mimic.layout import CHEXPERT_LABELS
 from cxrlib.reporteval import clinical, nlg
-from cxrlib.reporteval.labeler import label_agreement
 
 
 def _labels(rows: list[dict[str, float]]) -> pd.DataFrame:

@@ -286,3 +286,33 @@ def test_guided_pretraining_teaches_the_model_to_follow_the_hint(tmp_path):
         right = _report_log_likelihood(model, processor, instruction, expected)
         wrong = _report_log_likelihood(model, processor, instruction, other)
         assert right > wrong + 3.0, (hint, right, wrong)  # e^3: 20x more likely
+
+
+def test_adapter_names_a_base_model_in_the_run_folder_relatively(tiny_dir, tmp_path):
+    """adapter_config.json once held the absolute run-folder path: a moved run folder lied."""
+    import json
+    import shutil
+
+    run_dir = tmp_path / "run"
+    base = run_dir / "04_llama_setup" / "model"
+    shutil.copytree(tiny_dir, base)
+    loaded = backends.add_lora(
+        backends.load_model(base, device="cpu"), backends.LoraSettings(r=4, alpha=8)
+    )
+    adapter = run_dir / "05_llama_training" / "adapter"
+    train.save_adapter(loaded, adapter, {"steps": 0}, run_dir=run_dir)
+    config = json.loads((adapter / train.ADAPTER_CONFIG_FILE).read_text())
+    assert config[train.BASE_MODEL_KEY] == "../../04_llama_setup/model"
+    for path in adapter.iterdir():
+        if path.suffix in (".json", ".jinja", ".txt", ".md"):
+            assert str(tmp_path) not in path.read_text(), path.name
+
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.move(run_dir, moved)
+    reloaded = load_finetuned(
+        moved / "04_llama_setup" / "model", moved / "05_llama_training" / "adapter", device="cpu"
+    )
+    recorded = moved / "05_llama_training" / "adapter" / config[train.BASE_MODEL_KEY]
+    assert recorded.resolve() == (moved / "04_llama_setup" / "model").resolve()
+    batch = [ConversationDataset(_frame(), _Images(_frame()))[i] for i in range(2)]
+    assert compare_models(loaded, reloaded, batch) == 0.0

@@ -23,6 +23,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from cxrlib.invariants import range_checks
 from cxrlib.mimic.layout import SPLIT_COLUMN, SUBJECT_ID
 from cxrlib.resampling import group_bootstrap_weights, percentile_interval
 
@@ -52,6 +53,11 @@ _METRICS_SPEC: tuple[tuple[str, bool], ...] = (
 METRICS_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _METRICS_SPEC)
 #: The subset of ``METRICS_COLUMNS`` that stage 03 displays, in file order.
 HEADLINE_METRICS_COLUMNS: tuple[str, ...] = tuple(name for name, shown in _METRICS_SPEC if shown)
+#: Columns of ``metrics.csv`` that are fractions (the threshold is a probability).
+_UNIT_INTERVAL_COLUMNS: tuple[str, ...] = (
+    "accuracy", "f1", "auc", "auc_ci_low", "auc_ci_high", "threshold", "accuracy_at_0_5",
+    "f1_at_0_5", "precision", "recall", "specificity", "brier",
+)  # fmt: skip
 
 
 def _as_arrays(labels: Sequence[float], probs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -281,3 +287,22 @@ def round_metrics(metrics: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         lambda v: v if isinstance(v, int | np.integer) or not math.isfinite(v) else round(v, digits)
     )
     return out
+
+
+def metrics_checks(metrics: pd.DataFrame) -> pd.DataFrame:
+    """What every CPU computes alike about a ``metrics.csv`` table (:mod:`cxrlib.invariants`):
+    its size, the test counts per finding, and every fraction within [0, 1]."""
+    checks = range_checks(
+        metrics,
+        dict.fromkeys(_UNIT_INTERVAL_COLUMNS, (0.0, 1.0)),
+        ordered=[("auc_ci_low", "auc_ci_high")],
+    )
+    counts = pd.DataFrame(
+        {
+            "check": [f"{d}: test images, cases" for d in metrics["disease"]],
+            "result": [
+                f"{n}, {c}" for n, c in zip(metrics["n_test"], metrics["cases_test"], strict=True)
+            ],
+        }
+    ).set_index("check")
+    return pd.concat([checks, counts])

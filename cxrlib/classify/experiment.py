@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cxrlib.choices import TASKS
 from cxrlib.classify.train import (
     FitResult,
     TrainConfig,
@@ -34,8 +35,6 @@ from cxrlib.images import CachedImageDataset, ImageCache, make_loader, train_tra
 from cxrlib.mimic.layout import DICOM_ID, PATH, SPLIT_COLUMN, SPLITS, STUDY_ID, SUBJECT_ID
 from cxrlib.seeding import seed_everything
 
-#: Allowed values of the ``task`` parameter.
-TASKS: tuple[str, ...] = ("binary", "multilabel")
 _ID_COLUMNS = [SUBJECT_ID, STUDY_ID, DICOM_ID, PATH, SPLIT_COLUMN]
 #: Columns of ``predictions.csv`` (03_cnn_train_test).
 PREDICTION_COLUMNS: tuple[str, ...] = (

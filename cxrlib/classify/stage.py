@@ -30,6 +30,7 @@ from cxrlib.artifacts import (  # noqa: F401 (names of the outputs of stages 02 
 from cxrlib.artifacts import CNN_TRAIN_TEST as TRAIN_TEST_STAGE  # noqa: F401
 from cxrlib.artifacts import CNN_TUNING as TUNING_STAGE
 from cxrlib.atomic import atomic_path, write_csv
+from cxrlib.choices import DEVICES
 from cxrlib.classify.evaluate import HEADLINE_METRICS_COLUMNS
 from cxrlib.classify.experiment import (
     TrainedModel,
@@ -43,9 +44,6 @@ from cxrlib.images import CachedImageDataset, ImageCache
 from cxrlib.images.transforms import denormalize
 from cxrlib.mimic.layout import DICOM_ID, SPLIT_COLUMN
 from cxrlib.paths import stage_dir
-
-#: Allowed values of the notebooks' ``device`` parameter.
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,11 @@ from torch import nn
 from tqdm import tqdm
 
 from cxrlib.atomic import atomic_path, write_csv, write_json
+from cxrlib.choices import LR_SCHEDULES, POS_WEIGHT_MODES
 from cxrlib.classify.zoo import Classifier, create_model
 
-#: Allowed values of ``TrainConfig.pos_weight``.
-POS_WEIGHT_MODES: tuple[str, ...] = ("none", "balanced")
 #: Allowed values of ``TrainConfig.monitor`` (the early-stopping metric on validation).
 MONITORS: tuple[str, ...] = ("auc", "loss")
-#: Allowed values of ``TrainConfig.lr_schedule``: a fixed rate (the paper) or cosine decay to 0
-#: over ``max_epochs``, which steadies the last epochs when validation sets are small.
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch",
     "train_loss",

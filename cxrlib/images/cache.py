@@ -53,6 +53,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cxrlib.atomic import write_bytes, write_csv, write_json
+from cxrlib.choices import IMAGE_SIZE_RANGE
 from cxrlib.images.decode import (
     RESIZE_METHOD,
     Reader,
@@ -77,7 +78,7 @@ _SPEC_KEYS = (
     "items_sha256",
     "data_root",
 )
-_MIN_SIZE, _MAX_SIZE = 8, 4096
+_MIN_SIZE, _MAX_SIZE = IMAGE_SIZE_RANGE
 _MAX_CHUNK = 32
 #: Workers write their pixels into the shared memmap (True) or return them to the parent, which
 #: writes them (False). Measured side by side by bench/preprocess.py; kept switchable for it.

@@ -90,6 +90,10 @@ def _read_raw(path: Path) -> pd.DataFrame:
             na_filter=False,
             encoding="utf-8-sig",
         )
+    except PermissionError as exc:
+        raise PermissionError(
+            f"cannot read {path}: permission denied; make the file readable for this user"
+        ) from exc
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"{path} is empty (no header line); re-download it") from exc
     except pd.errors.ParserError as exc:
@@ -103,6 +107,10 @@ def _read_raw(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not UTF-8 text ({exc}); re-download it") from exc
     header = [str(c) for c in cells.iloc[0]]
+    if len(cells) == 1:
+        raise ValueError(
+            f"{path} has a header but no rows; the file is incomplete - re-download it"
+        )
     if path.suffix != ".gz":
         _check_last_line(path, len(header))
     body = cells.iloc[1:].reset_index(drop=True)

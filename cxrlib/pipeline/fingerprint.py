@@ -19,7 +19,7 @@ from typing import Any
 
 import nbformat
 
-from cxrlib.atomic import write_json
+from cxrlib.atomic import TEMPORARY_SUFFIXES, write_json
 
 RECORD_NAME = ".stage.json"
 #: the stale reason of a stage without a record
@@ -49,12 +49,17 @@ def record_hash(stage_dir: str | os.PathLike[str]) -> str | None:
 
 
 def scan_outputs(stage_dir: str | os.PathLike[str]) -> dict[str, list[int]]:
-    """Every file under ``stage_dir`` (except the record and temp files): ``[size, mtime_ns]``."""
+    """Every file under ``stage_dir`` (except the record and temp files): ``[size, mtime_ns]``.
+
+    Temporary files and folders of :mod:`cxrlib.atomic` (hidden, ending in ``.tmp`` or
+    ``.old``) are never outputs, even when a killed write left one behind.
+    """
     root = Path(stage_dir)
     found: dict[str, list[int]] = {}
-    for dirpath, _dirs, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not _is_temporary(d))
         for name in files:
-            if name == RECORD_NAME or name.endswith(".tmp"):
+            if name == RECORD_NAME or _is_temporary(name):
                 continue
             path = Path(dirpath, name)
             st = path.stat()
@@ -132,6 +137,11 @@ def stale_reason(
         if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
             return f"output changed: {rel}"
     return None
+
+
+def _is_temporary(name: str) -> bool:
+    """A name :mod:`cxrlib.atomic` gives its temporary files and folders."""
+    return name.endswith(TEMPORARY_SUFFIXES)
 
 
 def _plain(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from cxrlib.atomic import write_json
+from cxrlib.atomic import check_writable, write_json
 from cxrlib.config import (
     DATA_ROOT,
     RUN_DIR,
@@ -42,7 +42,8 @@ from cxrlib.config import (
 )
 from cxrlib.openmp import apply_openmp_environment
 from cxrlib.paths import NOTEBOOKS_DIR, PARAMETERS_DIR, RUNS_DIR, stage_dir
-from cxrlib.pipeline import fingerprint
+from cxrlib.pipeline import fingerprint, staging
+from cxrlib.pipeline.lock import RunLock
 from cxrlib.pipeline.report import StageResult, failure_report, summary
 from cxrlib.pipeline.stages import STAGES, Stage, check_stages, select_stages
 
@@ -115,6 +116,7 @@ def prepare(
         hashes[stage.name] = fingerprint.notebook_hash(path)
     parameters = resolve_parameters(loaded, schemas, data_root=data_root)
     folder = Path(run_dir).expanduser().resolve() if run_dir else RUNS_DIR / loaded.name
+    check_writable(folder, what="run folder (--run-dir)", folder=True)
     for values in parameters.values():
         root = values.get(DATA_ROOT)
         if root not in (None, SYNTHETIC) and folder.is_relative_to(root):
@@ -134,7 +136,10 @@ def status_lines(plan: Plan) -> list[str]:
         rerun = next((up for up in stage.upstream if up in will_run), None)
         if reason is None and rerun:
             reason = f"upstream {rerun} will re-run"
-        if reason is None:
+        if staging.interrupted(plan.stage_dir(stage)):
+            will_run.add(stage.name)
+            state = "interrupted (the next run restores its previous outputs, then re-runs it)"
+        elif reason is None:
             state = "done"
         else:
             will_run.add(stage.name)
@@ -159,27 +164,18 @@ def run(
     if execute is None:
         check_kernel(kernel_name)
         apply_openmp_environment()  # before the first kernel starts: kernels inherit it
-        execute = _papermill_executor(kernel_name)
+        execute = papermill_executor(kernel_name)
     progress_bar = err.isatty() if progress_bar is None else progress_bar
-    chosen = {s.name for s in plan.selected}
-    by_name = {s.name: s for s in plan.stages}
-    for up in dict.fromkeys(u for s in plan.selected for u in s.upstream if u not in chosen):
-        if fingerprint.record_hash(plan.stage_dir(up)) is None:
-            readers = ", ".join(s.name for s in plan.selected if up in s.upstream)
-            raise ValueError(
-                f"stage {readers} reads {up}, which has not completed in {plan.run_dir}; "
-                f"include it in the selection (e.g. --from {up})"
-            )
-        reason = plan.stale_reason(by_name[up])
-        if reason is not None:
-            print(
-                f"note: {up} is stale ({reason}) but not selected: its current outputs are used",
-                file=out,
-                flush=True,
-            )
-    _write_run_info(plan, kernel_name)
-    results: list[StageResult] = []
-    with _sigterm_as_interrupt():
+    with RunLock(plan.run_dir), _sigterm_as_interrupt():
+        for stage in plan.stages:  # stage runs killed outright get their previous outputs back
+            if staging.recover(plan.stage_dir(stage), stage.reusable):
+                print(
+                    f"note: {stage.name} had been interrupted; previous outputs restored", file=out
+                )
+        _check_unselected_upstream(plan, out)
+        _write_run_info(plan, kernel_name)
+        results: list[StageResult] = []
+        chosen = {s.name for s in plan.selected}
         for stage in plan.stages:
             if stage.name not in chosen:
                 results.append(StageResult(stage.name, "not selected"))
@@ -199,9 +195,29 @@ def run(
                 if result.outcome == "interrupted":
                     raise KeyboardInterrupt
                 return 1
-    _write_summary_page(plan.run_dir)
+        _write_summary_page(plan.run_dir)
     print(summary(results, plan.run_dir), file=out, flush=True)
     return 0
+
+
+def _check_unselected_upstream(plan: Plan, out: TextIO) -> None:
+    """Refuse a selection whose inputs never completed; note inputs that are stale."""
+    chosen = {s.name for s in plan.selected}
+    by_name = {s.name: s for s in plan.stages}
+    for up in dict.fromkeys(u for s in plan.selected for u in s.upstream if u not in chosen):
+        if fingerprint.record_hash(plan.stage_dir(up)) is None:
+            readers = ", ".join(s.name for s in plan.selected if up in s.upstream)
+            raise ValueError(
+                f"stage {readers} reads {up}, which has not completed in {plan.run_dir}; "
+                f"include it in the selection (e.g. --from {up})"
+            )
+        reason = plan.stale_reason(by_name[up])
+        if reason is not None:
+            print(
+                f"note: {up} is stale ({reason}) but not selected: its current outputs are used",
+                file=out,
+                flush=True,
+            )
 
 
 def check_kernel(kernel_name: str = KERNEL_NAME) -> None:
@@ -236,6 +252,12 @@ def main(
 ) -> int:
     """``run_all.py``: parse the command line, validate, run. Use with ``cxrlib.cli.run_cli``."""
     args = _parser(stages).parse_args(argv)
+    only = None if args.only is None else [s.strip() for s in args.only.split(",") if s.strip()]
+    if only == []:
+        raise ValueError(
+            f"--only needs at least one stage name, got {args.only!r}; e.g. --only 03 or "
+            "--only 04_llama_setup,05_llama_training"
+        )
     t0 = time.perf_counter()
     plan = prepare(
         args.profile,
@@ -244,7 +266,7 @@ def main(
         parameters_dir=parameters_dir,
         run_dir=args.run_dir,
         data_root=args.data_root,
-        only=[s.strip() for s in args.only.split(",") if s.strip()] if args.only else None,
+        only=only,
         start=args.start,
         stop=args.stop,
     )
@@ -262,9 +284,8 @@ def _run_stage(
     plan: Plan, stage: Stage, execute: Executor, progress_bar: bool, out: TextIO, err: TextIO
 ) -> StageResult:
     """Execute one stage and write its record; never raises for a failure inside the notebook."""
-    folder = plan.stage_dir(stage)
-    fingerprint.remove_record(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = staging.StageFolder(plan.stage_dir(stage), stage.reusable)
+    folder.begin()
     executed = plan.run_dir / "notebooks" / Path(stage.notebook).name
     executed.parent.mkdir(parents=True, exist_ok=True)
     upstream = plan.upstream_hashes(stage)
@@ -278,14 +299,16 @@ def _run_stage(
             cell_timeout=plan.profile.cell_timeout,
             progress_bar=progress_bar,
         )
-        missing = [rel for rel in stage.outputs if not (folder / rel).exists()]
+        missing = [rel for rel in stage.outputs if not (folder.folder / rel).exists()]
         if missing:
             raise _MissingOutputs(
-                f"the notebook finished but did not write {', '.join(missing)} in {folder}"
+                f"the notebook finished but did not write {', '.join(missing)} in {folder.folder}"
             )
     except KeyboardInterrupt:
+        folder.rollback()
         return _interrupted(stage, executed, time.perf_counter() - t0, err)
     except Exception as exc:  # any failure of the stage: report it, keep the runner alive
+        folder.rollback()
         wall = time.perf_counter() - t0
         if getattr(exc, "ename", None) == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
             return _interrupted(stage, executed, wall, err)
@@ -296,13 +319,14 @@ def _run_stage(
         return StageResult(stage.name, "failed", wall)
     wall = time.perf_counter() - t0
     fingerprint.write_record(
-        folder,
+        folder.folder,
         stage=stage.name,
         notebook_sha=plan.notebook_hashes[stage.name],
         parameters=plan.parameters[stage.name],
         upstream={k: v for k, v in upstream.items() if v is not None},
         wall_s=wall,
     )
+    folder.commit()
     print(f"done {stage.name} in {wall:.1f} s", file=out, flush=True)
     return StageResult(stage.name, "ran", wall)
 
@@ -313,8 +337,8 @@ class _MissingOutputs(RuntimeError):
 
 def _interrupted(stage: Stage, executed: Path, wall: float, err: TextIO) -> StageResult:
     print(
-        f"interrupted during {stage.name}: no completion record was written, so it re-runs "
-        f"next time (partial notebook: {executed})",
+        f"interrupted during {stage.name}: its partial outputs were discarded (earlier complete "
+        f"outputs, if any, are kept) and it re-runs next time; partial notebook: {executed}",
         file=err,
         flush=True,
     )
@@ -330,7 +354,7 @@ def _is_known_failure(exc: BaseException) -> bool:
     )
 
 
-def _papermill_executor(kernel_name: str) -> Executor:
+def papermill_executor(kernel_name: str) -> Executor:
     """papermill with this project's settings (see the module docstring for the kernel)."""
     import papermill
     import zmq
@@ -340,6 +364,10 @@ def _papermill_executor(kernel_name: str) -> Executor:
     config = Config()
     if zmq.has("curve"):
         config.KernelManager.transport_encryption = "auto"
+    # Stop the kernel at once when a stage ends. Its outputs are saved by then; a graceful
+    # shutdown after Ctrl-C lets a still-running cell answer on closed sockets, and the kernel
+    # then prints a ZMQError traceback into the user's terminal.
+    config.NotebookClient.shutdown_kernel = "immediate"
 
     def execute(
         notebook: Path,

@@ -14,12 +14,15 @@ class Stage:
     """One notebook of the pipeline.
 
     ``upstream`` names the stages whose outputs it reads (a change there re-runs it);
-    ``outputs`` are the files (relative to its stage folder) it must write to count as done.
+    ``outputs`` are the files (relative to its stage folder) it must write to count as done;
+    ``reusable`` the outputs that check themselves and may serve a re-run instead of being
+    rebuilt (see :mod:`cxrlib.pipeline.staging`).
     """
 
     name: str
     upstream: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    reusable: tuple[str, ...] = ()
     #: notebook file relative to the notebooks folder; defaults to ``<name>.ipynb``
     notebook: str = ""
 
@@ -49,6 +52,8 @@ STAGES: tuple[Stage, ...] = (
             a.CACHE_DIR,
             a.SUBJECT_SPLITS_FILE,
         ),
+        # the image cache resumes an unfinished build and rebuilds itself when its inputs change
+        reusable=(a.CACHE_DIR,),
     ),
     Stage(
         a.CNN_TUNING,

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
+from cxrlib.choices import UNCERTAIN_AS
 from cxrlib.mimic.layout import CHEXPERT_LABELS, COMPETITION_LABELS, LABEL_VALUES, UNCERTAIN
 from cxrlib.resampling import group_bootstrap_weights, percentile_interval
 
-UNCERTAIN_AS: tuple[str, ...] = ("negative", "positive")
 #: Label sets of the CE tables: name in the ``labels`` column -> CheXpert columns.
 LABEL_SETS: dict[str, tuple[str, ...]] = {
     "chexpert14": CHEXPERT_LABELS,
@@ -71,7 +71,7 @@ def binarize(labels: pd.DataFrame, *, uncertain_as: str = "negative") -> pd.Data
     if missing:
         raise ValueError(
             f"label table lacks CheXpert columns {missing}; label the reports with "
-            "cxrlib.reporteval.labeler first"
+            "cxrlib.labeler first"
         )
     values = labels[list(CHEXPERT_LABELS)].astype(float)
     bad = ~(values.isna() | values.isin(sorted(LABEL_VALUES)))

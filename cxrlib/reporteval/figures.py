@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cxrlib import plots
-from cxrlib.reporteval.labeler import labeling_text
+from cxrlib.labeler import labeling_text
 
 
 def headline_scores(

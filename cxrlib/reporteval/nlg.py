@@ -18,7 +18,7 @@ import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 
-from cxrlib.reporteval.labeler import labeling_text
+from cxrlib.labeler import labeling_text
 
 #: Column order of ``nlg_metrics.csv`` (after ``generator``).
 NLG_METRICS: tuple[str, ...] = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider")

@@ -24,11 +24,11 @@ from cxrlib.artifacts import (
     ZERO_SHOT_CONTROL_FILE,
     ZERO_SHOT_FILE,
 )
+from cxrlib.labeler import label_reports, labeling_text
 from cxrlib.mimic.layout import SPLITS
 from cxrlib.paths import REFERENCE_DIR
 from cxrlib.reporteval import clinical, nlg
 from cxrlib.reporteval.baselines import REPORT_COLUMNS
-from cxrlib.reporteval.labeler import label_reports, labeling_text
 
 STAGE04, STAGE05 = LLAMA_SETUP, LLAMA_TRAINING
 _T = TypeVar("_T")

@@ -25,8 +25,7 @@ from typing import Any
 
 import torch
 
-BACKENDS: tuple[str, ...] = ("auto", "unsloth", "hf")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+from cxrlib.choices import BACKENDS, DEVICES
 
 #: Hub ids of the real model this project knows (what the paper fine-tuned).
 REAL_MODELS: dict[str, str] = {

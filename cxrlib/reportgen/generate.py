@@ -20,6 +20,7 @@ from .backends import LoadedModel, load_model, quiet_transformers
 from .collator import ReportCollator, to_rgb
 from .prompts import conversation_images, prompt_messages
 from .tiny_model import EOT
+from .train import ADAPTER_CONFIG_FILE
 
 #: Schema of ``generated_reports.csv`` (read by the results stage).
 GENERATED_COLUMNS: tuple[str, ...] = (STUDY_ID, DICOM_ID, SPLIT_COLUMN, "reference", "generated")
@@ -127,9 +128,9 @@ def load_finetuned(
     from transformers import AutoProcessor
 
     adapter = Path(adapter_dir)
-    if not (adapter / "adapter_config.json").is_file():
+    if not (adapter / ADAPTER_CONFIG_FILE).is_file():
         raise FileNotFoundError(
-            f"no LoRA adapter in {adapter} (adapter_config.json missing): run stage "
+            f"no LoRA adapter in {adapter} ({ADAPTER_CONFIG_FILE} missing): run stage "
             "05_llama_training first"
         )
     base = load_model(model, backend=backend, device=device, load_in_4bit=load_in_4bit)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..artifacts import CNN_TRAIN_TEST, METRICS_FILE, PROBS_FILE
+from ..labeler import label_reports
 from ..mimic.layout import CHEXPERT_LABELS, DICOM_ID, POSITIVE
 from .prompts import INSTRUCTION, guided_instruction
 
@@ -101,8 +102,6 @@ def stated_findings(report_texts: Sequence[str], findings: Sequence[str]) -> lis
     these, so that it follows classifier hints as an instruction-tuned model does; the labels
     come from the training reports only.
     """
-    from ..reporteval.labeler import label_reports
-
     unknown = [f for f in findings if f not in CHEXPERT_LABELS]
     if unknown:
         raise ValueError(f"findings {unknown} are not CheXpert labels (one of {CHEXPERT_LABELS})")

@@ -44,7 +44,7 @@ from .guidance import classifier_findings
 from .pretrain import PretrainSettings
 from .prompts import INSTRUCTION
 from .tiny_model import TinyModelSpec, build_tiny_model
-from .train import TrainResult, TrainSettings, save_adapter, train_adapter
+from .train import TrainResult, TrainSettings, portable_path, save_adapter, train_adapter
 
 #: Value of the ``model`` parameter that builds the offline tiny model.
 TINY = "tiny"
@@ -284,16 +284,19 @@ def fine_tune(
         loaded, train_data, val_data, settings, work_dir=out / ".checkpoints", progress=progress
     )
     write_csv(out / LOG_FILES[guided], result.log)
+    adapter_dir = out / ADAPTER_DIRS[guided]
+    run_dir = out.parent
     save_adapter(
         loaded,
-        out / ADAPTER_DIRS[guided],
+        adapter_dir,
         {
-            "model": dict(record),
+            "model": {**record, "path": portable_path(record["path"], adapter_dir, run_dir)},
             "lora": lora.to_dict(),
             "training": asdict(settings),
             "result": result.summary(),
             "guided": guided,
         },
+        run_dir=run_dir,
     )
     return loaded, result
 

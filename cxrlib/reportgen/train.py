@@ -10,6 +10,7 @@ improvement.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -30,6 +31,8 @@ from .collator import ReportCollator
 
 #: File beside the adapter recording how it was trained.
 TRAINING_FILE = "training.json"
+#: peft's adapter configuration file and its key naming the base model
+ADAPTER_CONFIG_FILE, BASE_MODEL_KEY = "adapter_config.json", "base_model_name_or_path"
 LOG_COLUMNS: tuple[str, ...] = ("step", "epoch", "train_loss", "val_loss", "lr")
 TRAINERS: tuple[str, ...] = ("sft", "trainer")
 
@@ -312,9 +315,18 @@ def training_log(history: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def save_adapter(
-    loaded: LoadedModel, out_dir: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+    loaded: LoadedModel,
+    out_dir: str | os.PathLike[str],
+    metadata: dict[str, Any] | None = None,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Save the LoRA adapter + processor (+ ``training.json``) atomically into ``out_dir``."""
+    """Save the LoRA adapter + processor (+ ``training.json``) atomically into ``out_dir``.
+
+    peft records the base model's path in ``adapter_config.json``; a base model inside
+    ``run_dir`` (stage 04's offline model) is recorded relative to the adapter folder, so a
+    moved or copied run folder does not point at the old place.
+    """
     backend = getattr(loaded.tokenizer, "backend_tokenizer", None)
     if backend is not None:
         # the collator's per-call truncation/padding stick to a fast tokenizer and would be
@@ -324,8 +336,33 @@ def save_adapter(
     with atomic_dir(out_dir) as tmp, quiet_transformers():
         loaded.model.save_pretrained(tmp)
         loaded.processor.save_pretrained(tmp)
+        if run_dir is not None:
+            _relative_base_model(tmp, Path(out_dir), Path(run_dir))
         write_json(tmp / TRAINING_FILE, metadata or {})
     return Path(out_dir)
+
+
+def portable_path(path: str | os.PathLike[str], start: Path, run_dir: Path) -> str:
+    """``path`` relative to ``start`` when it lies inside ``run_dir``, else unchanged."""
+    target = Path(path)
+    if target.is_absolute() and target.resolve().is_relative_to(run_dir.resolve()):
+        return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+    return str(path)
+
+
+def _relative_base_model(adapter_tmp: Path, adapter_dir: Path, run_dir: Path) -> None:
+    """Rewrite the base model's path in peft's config and model card (README.md)."""
+    config_file = adapter_tmp / ADAPTER_CONFIG_FILE
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    base = config.get(BASE_MODEL_KEY)
+    relative = portable_path(base, adapter_dir, run_dir) if base else base
+    if not base or relative == base:
+        return
+    config[BASE_MODEL_KEY] = relative
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    card = adapter_tmp / "README.md"
+    if card.is_file():
+        card.write_text(card.read_text(encoding="utf-8").replace(base, relative))
 
 
 def loss_curve_figure(logs: Mapping[str, pd.DataFrame] | pd.DataFrame):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cxrlib.choices import SYNTHETIC_SIZE_RANGE
 from cxrlib.mimic import layout
 from cxrlib.mimic.synth import cohort, dicom_writer, labels, phantom, reports, tables
 from cxrlib.paths import cache_dir
@@ -27,7 +28,6 @@ from cxrlib.paths import cache_dir
 #: Bump when the output of the same arguments changes, so cached copies are regenerated.
 GENERATOR_VERSION = 4
 MARKER = "SYNTHETIC-COMPLETE.json"
-SIZE_LIMITS = (32, 4096)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class _Settings:
             raise ValueError(f"subjects must be at least 1, got {self.subjects}")
         if self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
-        low, high = SIZE_LIMITS
+        low, high = SYNTHETIC_SIZE_RANGE
         if not (low <= self.min_size <= self.max_size <= high):
             raise ValueError(
                 f"image sizes must satisfy {low} <= min_size <= max_size <= {high}, got "

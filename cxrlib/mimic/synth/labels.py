@@ -16,6 +16,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from cxrlib.choices import PREVALENCES
 from cxrlib.mimic.layout import CHEXPERT_LABELS, NEGATIVE, PAPER_FINDINGS, POSITIVE, UNCERTAIN
 
 NAN = float("nan")
@@ -47,7 +48,6 @@ BASE_RATES: dict[str, tuple[float, float, float]] = {
 ENRICHED_RATES: dict[str, tuple[float, float, float]] = {
     label: (0.34, 0.40, 0.05) for label in PAPER_FINDINGS
 }
-PREVALENCES: tuple[str, ...] = ("mimic", "enriched")
 
 #: Study settings: portable AP (inpatients, sicker, more devices), PA and lateral
 #: (outpatients), other (oblique or lateral-only studies).

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from cxrlib.labeler import label_agreement, label_reports
 from cxrlib.mimic.layout import CHEXPERT_LABELS
 from cxrlib.mimic.synth import generate
 from cxrlib.mimic.tables import MimicCxr, read_table
-from cxrlib.reporteval.labeler import label_agreement, label_reports
 
 
 @pytest.mark.parametrize("prevalence", ["mimic", "enriched"])

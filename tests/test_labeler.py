@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cxrlib.labeler import label_report, label_text, labeling_text
 from cxrlib.mimic.layout import CHEXPERT_LABELS
-from cxrlib.reporteval import labeler
-from cxrlib.reporteval.labeler import label_report, label_text, labeling_text
 
 REALDATA = Path(__file__).parents[1] / ".." / "shared" / "realdata"
 
@@ -288,49 +287,3 @@ def test_real_reports(index: int) -> None:
         elif not math.isnan(expected):
             # NegBio examples are labelled only where the text is explicit.
             assert labels[column] == expected, (row["report_id"], column)
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-def test_cli_writes_input_columns_and_labels(tmp_path: Path, capsys) -> None:
-    source = tmp_path / "reports.csv"
-    pd.DataFrame(
-        {
-            "study_id": ["50000001", "50000002", "50000003"],
-            "report": ["No effusion or pneumothorax.", "Possible pneumonia.", ""],
-        }
-    ).to_csv(source, index=False)
-    out = tmp_path / "out" / "labels.csv"
-    status = labeler.run_cli(
-        labeler.main, [str(source), "--text-column", "report", "--out", str(out), "--no-progress"]
-    )
-    assert status == 0
-    written = pd.read_csv(out, dtype={"study_id": str})
-    assert list(written.columns) == ["study_id", "report", *CHEXPERT_LABELS]
-    assert written["study_id"].tolist() == ["50000001", "50000002", "50000003"]
-    assert written.loc[0, EFF] == N and written.loc[0, NOF] == P
-    assert written.loc[1, PNEU] == U and math.isnan(written.loc[1, NOF])
-    assert written.loc[2, list(CHEXPERT_LABELS)].isna().all()
-    raw = out.read_text().splitlines()
-    # 8 empty labels, No Finding 1.0, Effusion 0.0, 2 empty, Pneumothorax 0.0, Support Devices
-    assert raw[1] == "50000001,No effusion or pneumothorax.,,,,,,,,,1.0,0.0,,,0.0,"
-    assert "labelled 3 reports" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    ("setup", "args", "message"),
-    [
-        ("none", ["missing.csv", "--text-column", "t"], "input CSV not found"),
-        ("ok", ["in.csv", "--text-column", "nope"], "has no column 'nope'"),
-        ("clash", ["in.csv", "--text-column", "t"], "already has label columns"),
-    ],
-)
-def test_cli_user_errors(tmp_path: Path, capsys, setup: str, args: list[str], message: str):
-    if setup == "ok":
-        pd.DataFrame({"t": ["No effusion."]}).to_csv(tmp_path / "in.csv", index=False)
-    elif setup == "clash":
-        pd.DataFrame({"t": ["x"], EDEMA: [1.0]}).to_csv(tmp_path / "in.csv", index=False)
-    argv = [str(tmp_path / args[0]), *args[1:], "--out", str(tmp_path / "o.csv")]
-    assert labeler.run_cli(labeler.main, argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1
-    assert not (tmp_path / "o.csv").exists()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Direction = Literal["forward", "backward", "both"]
-Kind = Literal["pre_uncertain", "negated", "uncertain", "stable"]
+Kind = Literal["pre_uncertain", "negated", "uncertain", "generic_uncertain"]
 
 #: Pseudo-observation: abnormal findings outside the 14 labels that still rule out No Finding
 #: (CheXpert's ``phrases/mention/no_finding.txt``).
@@ -27,9 +27,11 @@ class MentionRule:
     """Phrases naming one observation.
 
     ``generic``: the phrase names an anatomical structure rather than a finding ("heart size",
-    "cardiomediastinal silhouette"); CheXpert calls it positive unless a trigger says otherwise,
-    and "stable"/"unchanged" makes it uncertain. ``uncertain``: the phrase itself only suggests
-    the observation ("vascular congestion" for Edema).
+    "cardiomediastinal silhouette"); "stable"/"unchanged"/"borderline" make it uncertain (as in
+    CheXpert), and with no trigger at all it counts only beside a word of :data:`LARGE_WORDS`
+    (CheXpert calls it positive, which misreads "the heart and lungs have ___ in the interval").
+    ``uncertain``: the phrase itself only suggests the observation ("vascular congestion" for
+    Edema).
     """
 
     observation: str
@@ -50,6 +52,7 @@ def _rule(observation: str, *phrases: str, generic: bool = False, uncertain: boo
 # Word endings: CheXpert matches phrase prefixes ("atelecta" matches "atelectatic"); we keep the
 # prefix where CheXpert does and close the word elsewhere so "mass" does not match "massive".
 _END = r"\b"
+_IN_PLEURAL_SPACE = r"(?:with)?in the (?:(?:left|right|bilateral) )?pleural spaces?"
 
 # Phrase tables read best packed, one observation per block.
 # fmt: off
@@ -60,6 +63,7 @@ MENTION_RULES: tuple[MentionRule, ...] = (
         r"enlarged cardiac (?:silhouette|contour|shadow)",
         r"enlargement of the (?:cardiac|heart)"
         r"(?: silhouette| size| shadow| contour)?" + _END,
+        r"heart enlargement",
     ),
     _rule(
         "Cardiomegaly", r"heart(?! (?:failure|rate|disease|border|valve))" + _END, r"heart size",
@@ -102,6 +106,8 @@ MENTION_RULES: tuple[MentionRule, ...] = (
     _rule(
         "Pleural Effusion", r"pleural fluid", r"effusions?" + _END, r"hydrothorax",
         r"hydropneumothora\w*",
+        # Beyond CheXpert's list: blood or fluid in the pleural space is a pleural effusion.
+        r"hemo(?:pneumo)?thora\w*", r"fluid " + _IN_PLEURAL_SPACE,
     ),
     # "pleural plaque" is CheXpert's No Finding phrase; radiologically it is pleural disease.
     _rule(
@@ -109,8 +115,18 @@ MENTION_RULES: tuple[MentionRule, ...] = (
         r"pleural[- ]parenchymal scar\w*", r"pleuro[- ]?parenchymal scar\w*",
         r"pleuro[- ]?pericardial scar\w*", r"pleural plaques?" + _END,
     ),
-    _rule("Pneumonia", r"pneumonias?" + _END, r"infection", r"infectious", r"bronchopneumonia"),
-    _rule("Pneumothorax", r"pneumothora\w*", r"hydropneumothora\w*", r"ptx" + _END),
+    # "pneumonitis" (inflammation of the lung parenchyma) and "pneumonic infiltrate" are read
+    # as pneumonia by radiologists.
+    _rule(
+        "Pneumonia", r"pneumonias?" + _END, r"infection", r"infectious", r"bronchopneumonia",
+        r"pneumonitis", r"pneumonic",
+    ),
+    # Air in the pleural space is a pneumothorax by definition.
+    _rule(
+        "Pneumothorax", r"pneumothora\w*", r"hydropneumothora\w*", r"hemopneumothora\w*",
+        r"ptx" + _END, r"pleural air" + _END,
+        r"air " + _IN_PLEURAL_SPACE,
+    ),
     # CheXpert's list plus wires, clips, stents, ports and named tubes, which its list misses.
     _rule(
         "Support Devices", r"pacer\w*", r"lines?" + _END, r"picc", r"tubes?" + _END,
@@ -123,16 +139,24 @@ MENTION_RULES: tuple[MentionRule, ...] = (
     ),
     _rule(
         OTHER_ABNORMALITY,
-        r"emphysema", r"blunt\w*", r"densit(?:y|ies)", r"elevat\w*", r"eventration", r"scoliosis",
+        r"emphysema", r"blunt\w*", r"densit(?:y|ies)", r"elevat\w*", r"eventration",
+        r"(?:dextro|levo)?scolio\w*",
         r"degenera\w*", r"calcifi\w*", r"hyperinflat\w*", r"bronchospasm", r"asthma", r"hernia",
         r"copd", r"interstitial markings?", r"plaques?", r"osteophyt\w*", r"aortic disease",
         r"bronchiolitis", r"airways? disease", r"thickening", r"cephalization", r"aspiration",
         r"bullae", r"contusion", r"atherosclero\w*", r"osteopenia", r"metasta\w*", r"granuloma\w*",
         r"pneumomediastinum", r"pneumoperitoneum", r"osteodystrophy", r"cuffing",
         r"irregular lucency", r"inflam\w*", r"fissure", r"hypertension", r"prominen\w*",
-        r"kyphosis", r"hyperexpan\w*", r"bullet", r"reticula\w*", r"thoracentesis", r"bronchitis",
+        r"kyph(?:osis|otic)", r"hyperexpan\w*", r"bullet", r"reticula\w*", r"thoracentesis",
+        r"bronchitis",
         r"volume loss", r"deformit\w*", r"hemorrhage", r"hematoma", r"radiopaque", r"aerophagia",
         r"arthropathy", r"tracheostomy",
+        # Beyond CheXpert's list: common abnormal findings it misses (each rules out "normal").
+        r"tortu(?:ous|osity)", r"ectasia", r"ectatic", r"arthritis", r"arthritic",
+        r"spondylosis", r"foreign bod(?:y|ies)",
+        # Hypoinflation, the mirror image of CheXpert's "hyperinflation".
+        r"(?:low|decreased|reduced|diminished) lung volumes?", r"lung volumes are (?:\w+ )?low",
+        r"hypoinflat\w*", r"under-?inflat\w*", r"under-? ?expan\w*",
     ),
 )
 # fmt: on
@@ -145,7 +169,7 @@ _POSITION = (
 )
 UNMENTION_RULES: dict[str, re.Pattern[str]] = {
     "Cardiomegaly": re.compile(
-        rf"\b{_POSITION} (?:heart|cardiac (?:silhouette|shadow|contour))\b"
+        rf"\b{_POSITION} (?:heart(?! size)|cardiac (?:silhouette|shadow|contour))\b"
         r"|\bheart (?:rate|failure|disease)\b|\bthe heart border\b"
     ),
     "Enlarged Cardiomediastinum": re.compile(
@@ -153,6 +177,12 @@ UNMENTION_RULES: dict[str, re.Pattern[str]] = {
         r"|\bdiaphragm\w* contours?\b|\bbowel contours?\b"
     ),
     "Lung Lesion": re.compile(r"\bcalcified nodul\w*|\bmassive\b|\bmassengale\b"),
+    # A healed granulomatous infection (calcified granulomas) or its sequela is not pneumonia.
+    "Pneumonia": re.compile(
+        r"\bgranulomatous (?:infection|disease|process)"
+        r"|\b(?:prior|previous|old|remote|healed|past|chronic) (?:granulomatous )?infect\w*"
+        r"|\bsequelae? of (?:a )?(?:prior |previous |old |remote )?(?:granulomatous )?infect\w*"
+    ),
     "Lung Opacity": re.compile(r"\bpleural scar\w*|\bpleural[- ]parenchymal scar\w*"),
     "Pleural Effusion": re.compile(r"\bpericardial effusions?\b|\bjoint effusions?\b"),
     "Support Devices": re.compile(
@@ -206,13 +236,15 @@ def _trigger(
 FORWARD_WORDS = 12
 BACKWARD_WORDS = 8
 
-#: Auxiliaries before a backward trigger: "has not been seen", "appears to be normal".
+#: Auxiliaries before a backward trigger: "has not been seen", "appears to be normal". An
+#: "otherwise" right after one belongs to the statement ("the heart is otherwise normal");
+#: anywhere else it is a terminator ("atelectasis at the base, otherwise normal").
 _AUX = (
     r"(?:(?:is|are|was|were|be|been|being|has|have|had|remains?|remained|appears?|appeared|"
-    r"seems?|to) )*"
+    r"seems?|to) (?:otherwise )?)*"
 )
 _ADV = (
-    r"(?:(?:now|still|otherwise|also|again|definitely|clearly|entirely|completely|currently|"
+    r"(?:(?:now|still|also|again|definitely|clearly|entirely|completely|currently|"
     r"largely|grossly|essentially|radiographically|significantly|particularly|more|nearly|"
     r"almost|likely|probably|overall|relatively|quite|fully|therefore) )*"
 )
@@ -242,6 +274,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         r"(?:interval )?removal of", r"resolved", r"rule out", r"ruled out", r"r/o",
         r"rather than", r"exclude[sd]?", r"clearing of", r"disappearance of", r"history of",
         r"nothing to suggest", r"normal", r"unremarkable",
+        # The verb belongs to the negation; alone it would end the scope of "not".
+        r"(?:(?:do|does|did) )?not (?:demonstrate|show|reveal|display)",
     ),
     _trigger(
         "negated", "backward", rf"{_AUX}{_ADV}(?:not|no longer|never) {_AUX}{_ADV}{_SEEN}",
@@ -265,18 +299,19 @@ TRIGGERS: tuple[Trigger, ...] = (
         r"(?:may|might|could|would|can) (?:also |possibly )?(?:be |represent |reflect |indicate )?"
         r"(?:represent|reflect|indicate|include|relate to|related to|due to|secondary to|"
         r"correspond to|caused by|signify|suggest|consistent with|compatible with|be)",
-        r"suggest(?:s|ed|ive of|ing)?", r"suggestion of",
+        # CheXpert: "suggestion of" and "question" hedge; "suggestive of"/"suggests" do not.
+        r"suggestion of", r"question",
         r"differential(?: diagnosis)?(?: considerations?)?(?: includes?)?",
         r"cannot be distinguished from", r"less likely",
         r"not (?:well|clearly) (?:seen|evaluated|assessed|visualized)", r"equivocal",
-        r"borderline", r"correlate clinically for",
+        r"correlate clinically for",
         r"in the (?:appropriate|correct|proper|right) clinical (?:setting|context)", r"obscur\w*",
         r"(?:likely )?secondary to", r"maybe",
     ),
     _trigger(
         "uncertain", "backward",
         rf"{_AUX}{_ADV}(?:suspected|questioned|possible|not excluded|less likely|"
-        r"questionable|a consideration|considered|borderline|difficult to (?:exclude|assess|"
+        r"questionable|(?:a|another) consideration|considered|difficult to (?:exclude|assess|"
         r"evaluate)|obscured|"
         r"not well (?:seen|evaluated|assessed|visualized)|poorly (?:seen|evaluated|assessed|"
         r"visualized)|incompletely (?:seen|evaluated|assessed))",
@@ -289,15 +324,27 @@ TRIGGERS: tuple[Trigger, ...] = (
     _trigger("uncertain", "both", r"or", r"and/or", max_words=3, conjunction=True),
     _trigger("uncertain", "both", r"versus", r"vs\.?", max_words=4, conjunction=True),
     Trigger("uncertain", "both", re.compile(r"\?"), max_words=2, conjunction=True),
-    # CheXpert: "stable/unchanged heart size" says nothing about the size, so it is uncertain.
+    # CheXpert: "stable/unchanged heart size" and "borderline heart size" say nothing definite
+    # about the size, so a generic mention is uncertain; a finding stays what it is
+    # ("borderline cardiomegaly" is cardiomegaly, "no change in the effusion" an effusion).
+    _trigger("generic_uncertain", "forward", r"borderline"),
+    _trigger("generic_uncertain", "backward", rf"{_AUX}{_ADV}borderline"),
     _trigger(
-        "stable", "both",
+        "generic_uncertain", "both",
         rf"{_AUX}{_ADV}(?:stable|unchanged|not (?:significantly )?changed|"
         r"similar(?: to (?:the )?(?:prior|previous)(?: study| exam| examination| radiograph)?)?)",
-        r"no (?:significant |interval )?change in", r"stable appearance of",
+        r"(?:no|without) (?:significant |interval |appreciable )*change(?: in| of)?",
+        r"stable appearance of",
     ),
 )
 # fmt: on
+
+#: A generic mention that no trigger qualifies counts only beside one of these words
+#: ("the heart is enlarged"; not "the heart is shifted to the left").
+LARGE_WORDS = re.compile(
+    r"enlarg\w*|large[rd]?|largest|big|prominen\w*|increas\w*|widen\w*|wide|dilat\w*"
+    r"|cardiomegaly|globular"
+)
 
 # fmt: off
 #: Tokens that end any scope (ConText's termination terms).
@@ -327,6 +374,11 @@ NEW_ITEM_WORDS: frozenset[str] = frozenset(
         "decreasing", "likely", "probable", "possible", "moderate-to-large",
         "small-to-moderate", "extensive", "slight", "slightly", "marked", "markedly",
     }
+)
+#: Sizes that a negation rules out inside its list ("no consolidation, large effusion, or
+#: pneumothorax": a small effusion is not excluded); "small" after a comma starts a finding.
+NEGATED_SIZE_WORDS: frozenset[str] = frozenset(
+    {"large", "moderate", "moderate-to-large", "extensive"}
 )
 #: Words that still continue a list after a comma inside a forward scope when followed by a
 #: "seen"-type verb ("no effusion, pneumothorax, or consolidation is seen").
