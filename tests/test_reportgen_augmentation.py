@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from cxrlib.images.decode import resize_to_square
 from cxrlib.mimic.synth import phantom
 from cxrlib.mimic.synth.labels import Lesion
 from cxrlib.reportgen.dataset import ConversationDataset
@@ -28,8 +29,7 @@ def _phantom(found: dict[str, Lesion]) -> np.ndarray:
     """A 64 px PA film; the same anatomy and random draws with or without ``found``."""
     anatomy = phantom.sample_anatomy(np.random.default_rng(5), "M", {}, "pa_lateral")
     image = phantom.render("PA", anatomy, found, 256, 224, np.random.default_rng(9))
-    small = Image.fromarray((image * 255).astype(np.uint8)).resize((SIZE, SIZE), Image.BILINEAR)
-    return np.asarray(small)
+    return resize_to_square(image, SIZE)  # as the preprocessing cache does
 
 
 class _Images:

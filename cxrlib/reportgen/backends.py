@@ -39,10 +39,9 @@ REAL_MODELS: dict[str, str] = {
 REAL_MODEL_SIZE = "about 21 GB"
 #: Model folders shipped inside the package, by the name a profile gives as ``model``.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-SHIPPED_MODELS: dict[str, Path] = {
-    # the tiny model pre-trained on synthetic image-report pairs (cxrlib.reportgen.pretrain_tiny)
-    "tiny-pretrained": PRETRAINED_DIR / "tiny-llama-3.2-vision-cxr",
-}
+#: The tiny model pre-trained on synthetic image-report pairs (:mod:`.pretrain_tiny`).
+TINY_PRETRAINED = "tiny-pretrained"
+SHIPPED_MODELS: dict[str, Path] = {TINY_PRETRAINED: PRETRAINED_DIR / "tiny-llama-3.2-vision-cxr"}
 
 # transformers 5.17's own Mllama vision encoder calls a keyword it has deprecated; nothing a
 # user can act on, and notebooks compare stderr

@@ -141,7 +141,7 @@ def build_pretraining_set(
 
 def captions(report_texts: Sequence[str], findings: Sequence[str] = CAPTION_FINDINGS) -> list[str]:
     """The findings caption of each report: ``"<finding> yes|no."`` for each of ``findings``."""
-    from ..reporteval.labeler import label_reports
+    from ..labeler import label_reports
 
     positive = label_reports(list(report_texts))[list(findings)].to_numpy() == layout.POSITIVE
     return [caption(row, findings) for row in positive]

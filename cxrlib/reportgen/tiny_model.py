@@ -294,7 +294,9 @@ def save_model(model: Any, processor: Any, folder: str | os.PathLike[str]) -> No
     """``save_pretrained`` of model and processor into ``folder`` (the files a local model
     folder holds: config, safetensors weights, generation config, tokenizer, processor)."""
     from .backends import quiet_transformers
+    from .collator import reset_call_settings
 
+    reset_call_settings(processor)
     with quiet_transformers():
         model.save_pretrained(folder)
         processor.save_pretrained(folder)

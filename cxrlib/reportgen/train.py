@@ -27,7 +27,7 @@ from transformers import TrainerCallback
 
 from ..atomic import atomic_dir, write_json
 from .backends import LoadedModel, quiet_transformers
-from .collator import ReportCollator
+from .collator import ReportCollator, reset_call_settings
 
 #: File beside the adapter recording how it was trained.
 TRAINING_FILE = "training.json"
@@ -327,12 +327,7 @@ def save_adapter(
     ``run_dir`` (stage 04's offline model) is recorded relative to the adapter folder, so a
     moved or copied run folder does not point at the old place.
     """
-    backend = getattr(loaded.tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        # the collator's per-call truncation/padding stick to a fast tokenizer and would be
-        # saved as its defaults (a reloaded processor then warns on every call)
-        backend.no_truncation()
-        backend.no_padding()
+    reset_call_settings(loaded.tokenizer)
     with atomic_dir(out_dir) as tmp, quiet_transformers():
         loaded.model.save_pretrained(tmp)
         loaded.processor.save_pretrained(tmp)
