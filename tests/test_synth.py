@@ -422,6 +422,23 @@ def test_exclusion_is_recorded_in_the_marker_and_the_cache_name(tmp_path):
     assert name.startswith("mimic-cxr-n4-s11-64-64-x")
 
 
+def test_a_release_of_some_views_holds_the_same_images(tmp_path):
+    full = generate(tmp_path / "full", 6, 11, min_size=64, max_size=64, progress=False)
+    pa = generate(tmp_path / "pa", 6, 11, min_size=64, max_size=64, progress=False, views=["PA"])
+    meta_full = _table(full.root, "metadata")
+    meta_pa = _table(pa.root, "metadata")
+    assert set(meta_pa["ViewPosition"]) == {"PA"}
+    expected = meta_full[meta_full["ViewPosition"] == "PA"]
+    assert sorted(meta_pa["dicom_id"]) == sorted(expected["dicom_id"]) != []
+    full_hashes, pa_hashes = _hashes(full.root), _hashes(pa.root)
+    dicoms = [name for name in pa_hashes if name.endswith(".dcm")]
+    assert len(dicoms) == len(expected)
+    assert all(pa_hashes[name] == full_hashes[name] for name in dicoms)
+    assert read_marker(pa.root)["arguments"]["views"] == "PA"
+    with pytest.raises(ValueError, match="views must be among"):
+        generate(tmp_path / "x", 2, 1, min_size=64, max_size=64, progress=False, views=["PAA"])
+
+
 def test_refuses_to_overwrite_other_content(tmp_path):
     out = tmp_path / "data"
     out.mkdir()

@@ -44,6 +44,7 @@ class PretrainingData:
     min_size: int = 256  # px; rendered at 256 px anyway, so larger files only cost disk
     max_size: int = 384
     prevalence: str = "enriched"  # as the demo: findings in most studies
+    views: tuple[str, ...] = ("PA",)  # only the images stage 01's report samples use are made
     image_size: int = 64  # px, the cached size (the demo's stage 01 image_size)
     val_ratio: float = 0.05  # share of patients held out for the validation losses
 
@@ -117,8 +118,8 @@ def build_pretraining_set(
     if not (samples_path.is_file() and (cache_dir / META_FILE).is_file()):
         generate(
             root, data.subjects, data.seed, min_size=data.min_size, max_size=data.max_size,
-            prevalence=data.prevalence, exclude_subject_ids=excluded, progress=progress,
-            workers=workers,
+            prevalence=data.prevalence, exclude_subject_ids=excluded, views=data.views,
+            progress=progress, workers=workers,
         )  # fmt: skip
         meta = pd.read_csv(root / layout.METADATA.filename)
         subjects = np.unique(meta[layout.SUBJECT_ID].to_numpy())

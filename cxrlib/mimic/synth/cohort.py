@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -321,3 +321,19 @@ def plan_dataset(
     ]
     _assign_splits(plan, seed)
     return plan
+
+
+def keep_views(plan: list[SubjectPlan], views: Collection[str]) -> list[SubjectPlan]:
+    """The plan with only the images whose ViewPosition tag is one of ``views`` (the others
+    are neither rendered nor listed) and only the studies left with an image; every subject
+    stays. The kept images are the full plan's, pixel for pixel (see ``generate``)."""
+    wanted = set(views)
+    out = []
+    for subject in plan:
+        studies = []
+        for study in subject.studies:
+            images = tuple(i for i in study.images if i.view_position in wanted)
+            if images:
+                studies.append(replace(study, images=images))
+        out.append(replace(subject, studies=studies))
+    return out

@@ -63,6 +63,7 @@ class _Settings:
     max_size: int
     prevalence: str
     exclude_subject_ids: tuple[int, ...] = ()  # sorted, unique
+    views: tuple[str, ...] = ()  # ViewPosition values written; () = every image
 
     def validate(self) -> None:
         """Raise a ValueError naming the first bad argument."""
@@ -77,6 +78,9 @@ class _Settings:
             raise ValueError(f"subjects must be at least 1, got {self.subjects}")
         if self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
+        unknown = [v for v in self.views if v not in layout.VIEW_POSITIONS]
+        if unknown:
+            raise ValueError(f"views must be among {list(layout.VIEW_POSITIONS)}, got {unknown}")
         low, high = SYNTHETIC_SIZE_RANGE
         if not (low <= self.min_size <= self.max_size <= high):
             raise ValueError(
@@ -96,6 +100,8 @@ class _Settings:
         }
         if self.prevalence != "mimic":  # keeps the records of MIMIC-rate releases as they were
             arguments["prevalence"] = self.prevalence
+        if self.views:
+            arguments["views"] = ",".join(self.views)
         if self.exclude_subject_ids:
             arguments["excluded_subject_ids"] = len(self.exclude_subject_ids)
             arguments["excluded_subject_ids_sha256"] = self._excluded_digest()
@@ -110,6 +116,8 @@ class _Settings:
         name = f"mimic-cxr-n{self.subjects}-s{self.seed}-{self.min_size}-{self.max_size}"
         if self.prevalence != "mimic":
             name += f"-{self.prevalence}"
+        if self.views:
+            name += "-" + "+".join(v.lower().replace(" ", "_") for v in self.views)
         if self.exclude_subject_ids:
             name += f"-x{self._excluded_digest()[:8]}"
         return cache_dir() / "synthetic" / name
@@ -143,8 +151,10 @@ def _write_subject(args: tuple[Path, cohort.SubjectPlan, int]) -> int:
         report.write_text(text, encoding="utf-8")
         anatomy_rng = np.random.default_rng([seed, cohort.STREAM_ANATOMY, *key[1:]])
         anatomy = phantom.sample_anatomy(anatomy_rng, subject.gender, study.lesions, study.setting)
-        for j, image in enumerate(study.images):
-            rng = np.random.default_rng([seed, cohort.STREAM_RENDER, *key[1:], j])
+        for image in study.images:
+            # keyed by the image's place in the full study, so a release of some views only
+            # holds the same pixels as the full release
+            rng = np.random.default_rng([seed, cohort.STREAM_RENDER, *key[1:], image.number - 1])
             display = phantom.render(
                 image.view, anatomy, study.lesions, image.rows, image.columns, rng
             )
@@ -180,6 +190,7 @@ def generate(
     max_size: int = 1024,
     prevalence: str = "mimic",
     exclude_subject_ids: Collection[int] = (),
+    views: Collection[str] = (),
     progress: bool = True,
     workers: int | None = None,
 ) -> SynthSummary:
@@ -190,9 +201,17 @@ def generate(
     ``prevalence`` is ``"mimic"`` (the release's label rates) or ``"enriched"`` (the six paper
     findings mentioned in most studies, for usable cohorts at demo scale; see ``labels``).
     No subject gets an id of ``exclude_subject_ids`` (a release disjoint from another one).
+    ``views`` (ViewPosition values, e.g. ``["PA"]``) writes only those images, each with the
+    same pixels as in the full release, for a fraction of the time; empty = all.
     """
     settings = _Settings(
-        subjects, seed, min_size, max_size, prevalence, tuple(sorted(set(exclude_subject_ids)))
+        subjects,
+        seed,
+        min_size,
+        max_size,
+        prevalence,
+        tuple(sorted(set(exclude_subject_ids))),
+        tuple(dict.fromkeys(views)),
     )
     return _generate(Path(out_dir), settings, progress=progress, workers=workers)
 
@@ -223,6 +242,8 @@ def _generate(
         settings.prevalence,
         settings.exclude_subject_ids,
     )
+    if settings.views:
+        plan = cohort.keep_views(plan, settings.views)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
