@@ -59,8 +59,11 @@ GRADCAM_FIGURE = "gradcam.png"
 MODEL_DIR = "model"
 MODEL_FILE = "model.json"
 LORA_FILE = "lora_config.json"
+# the base model's reports before fine-tuning (LoRA still zero) for whole splits, and again
+# with every image given another image of its split (the control, as stage 05's)
 ZERO_SHOT_FILE = "zero_shot.csv"
 CONVERSATION_FIGURE = "conversation_example.png"
+ZERO_SHOT_CONTROL_FILE = "zero_shot_shuffled_images.csv"
 
 # 05_llama_training: keyed by ``guided`` (False: the paper's prompt, True: CNN-guided)
 ADAPTER_DIRS = {False: "adapter", True: "adapter_guided"}

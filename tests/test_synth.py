@@ -384,6 +384,61 @@ def test_same_arguments_give_byte_identical_files(tmp_path):
     assert hashes != _hashes(tmp_path / "c")
 
 
+def test_subject_ids_are_those_of_the_plan_and_unchanged_without_exclusion():
+    # the draw every release made before exclusion existed: the demo's ids must not move
+    rng = np.random.default_rng([3, cohort.STREAM_IDS])
+    span = layout.SUBJECT_ID_RANGE[1] - layout.SUBJECT_ID_RANGE[0] + 1
+    before = np.sort(rng.choice(span, size=2000, replace=False)) + layout.SUBJECT_ID_RANGE[0]
+    assert cohort.subject_ids(2000, 3).tolist() == before.tolist()
+    assert [s.subject_id for s in cohort.plan_dataset(50, 3, 64, 64)] == cohort.subject_ids(
+        50, 3
+    ).tolist()
+
+
+def test_excluded_subject_ids_are_never_drawn():
+    other = set(cohort.subject_ids(3000, 0).tolist())
+    # seed 0 again: without exclusion the two releases would be the same patients
+    ids = cohort.subject_ids(500, 0, exclude=other)
+    assert len(set(ids.tolist())) == 500 and not other & set(ids.tolist())
+    assert ids.tolist() == sorted(ids.tolist())
+    with pytest.raises(ValueError, match="subjects must be at most"):
+        cohort.subject_ids(3, 0, exclude=range(10_000_000, 19_999_998))
+
+
+def test_exclusion_is_recorded_in_the_marker_and_the_cache_name(tmp_path):
+    banned = cohort.subject_ids(4, 11).tolist()
+    summary = generate(
+        tmp_path / "a", 4, 11, min_size=64, max_size=64, progress=False,
+        exclude_subject_ids=banned,
+    )  # fmt: skip
+    arguments = read_marker(summary.root)["arguments"]
+    assert arguments["excluded_subject_ids"] == 4
+    assert len(arguments["excluded_subject_ids_sha256"]) == 64
+    subjects = set(_table(summary.root, "record_list")["subject_id"])
+    assert not subjects & set(banned)
+    from cxrlib.mimic.synth.generate import _Settings
+
+    name = _Settings(4, 11, 64, 64, "mimic", tuple(banned)).cache_root().name
+    assert name.startswith("mimic-cxr-n4-s11-64-64-x")
+
+
+def test_a_release_of_some_views_holds_the_same_images(tmp_path):
+    full = generate(tmp_path / "full", 6, 11, min_size=64, max_size=64, progress=False)
+    pa = generate(tmp_path / "pa", 6, 11, min_size=64, max_size=64, progress=False, views=["PA"])
+    meta_full = _table(full.root, "metadata")
+    meta_pa = _table(pa.root, "metadata")
+    assert set(meta_pa["ViewPosition"]) == {"PA"}
+    expected = meta_full[meta_full["ViewPosition"] == "PA"]
+    assert sorted(meta_pa["dicom_id"]) == sorted(expected["dicom_id"]) != []
+    full_hashes, pa_hashes = _hashes(full.root), _hashes(pa.root)
+    dicoms = [name for name in pa_hashes if name.endswith(".dcm")]
+    assert len(dicoms) == len(expected)
+    assert all(pa_hashes[name] == full_hashes[name] for name in dicoms)
+    assert read_marker(pa.root)["arguments"]["views"] == "PA"
+    with pytest.raises(ValueError, match="views must be among"):
+        generate(tmp_path / "x", 2, 1, min_size=64, max_size=64, progress=False, views=["PAA"])
+
+
 def test_refuses_to_overwrite_other_content(tmp_path):
     out = tmp_path / "data"
     out.mkdir()

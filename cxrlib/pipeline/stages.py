@@ -108,7 +108,8 @@ STAGES: tuple[Stage, ...] = (
         a.RESULTS_ANALYSIS,
         paper_section="5",
         purpose="reports scored (NLG, clinical efficacy) against baselines; what the image adds",
-        upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST, a.LLAMA_TRAINING),
+        # 04: the zero-shot reports, scored as their own row
+        upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST, a.LLAMA_SETUP, a.LLAMA_TRAINING),
         outputs=(a.CE_FILE, a.NLG_FILE, a.PER_FINDING_FILE),
     ),
 )

@@ -16,15 +16,27 @@ from typing import TypeVar
 
 import pandas as pd
 
-from cxrlib.artifacts import CONTROL_FILES, GENERATED_FILES, LLAMA_TRAINING
+from cxrlib.artifacts import (
+    CONTROL_FILES,
+    GENERATED_FILES,
+    LLAMA_SETUP,
+    LLAMA_TRAINING,
+    ZERO_SHOT_CONTROL_FILE,
+    ZERO_SHOT_FILE,
+)
 from cxrlib.labeler import label_reports, labeling_text
 from cxrlib.mimic.layout import SPLITS
 from cxrlib.paths import REFERENCE_DIR
 from cxrlib.reporteval import clinical, nlg
 from cxrlib.reporteval.baselines import REPORT_COLUMNS
 
-STAGE05 = LLAMA_TRAINING
+STAGE04, STAGE05 = LLAMA_SETUP, LLAMA_TRAINING
 _T = TypeVar("_T")
+#: Stage 04 files -> generator name: the model's reports before fine-tuning (LoRA still zero).
+STAGE04_REPORTS: dict[str, str] = {ZERO_SHOT_FILE: "llama_zero_shot"}
+STAGE04_CONTROLS: dict[str, tuple[str, str]] = {
+    ZERO_SHOT_CONTROL_FILE: (STAGE04_REPORTS[ZERO_SHOT_FILE], "another image")
+}
 #: Stage 05 files -> generator name in the tables.
 STAGE05_REPORTS: dict[str, str] = {
     GENERATED_FILES[False]: "llama_finetuned",
@@ -70,12 +82,21 @@ class Evaluation:
 
 
 def load_generated_reports(
-    stage05_dir: str | os.PathLike[str], *, eval_split: str = "test"
+    stage05_dir: str | os.PathLike[str],
+    *,
+    eval_split: str = "test",
+    stage04_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
-    """Stage 05's generated reports of ``eval_split`` as ``REPORT_COLUMNS`` (empty if none)."""
+    """The model's reports of ``eval_split`` as ``REPORT_COLUMNS`` (empty if none): stage 04's
+    zero-shot reports (when ``stage04_dir`` is given and they cover that split), then stage 05's
+    fine-tuned ones."""
+    sources = [(stage05_dir, STAGE05_REPORTS, STAGE05)]
+    if stage04_dir is not None:
+        sources.insert(0, (stage04_dir, STAGE04_REPORTS, STAGE04))
     frames = [
         frame.assign(generator=generator)[list(REPORT_COLUMNS)]
-        for frame, generator in _read_stage05(stage05_dir, STAGE05_REPORTS, eval_split)
+        for folder, files, stage in sources
+        for frame, generator in _read_reports(folder, files, eval_split, stage)
     ]
     if not frames:
         return pd.DataFrame(columns=list(REPORT_COLUMNS))
@@ -83,37 +104,47 @@ def load_generated_reports(
 
 
 def load_control_reports(
-    stage05_dir: str | os.PathLike[str], *, eval_split: str = "test"
+    stage05_dir: str | os.PathLike[str],
+    *,
+    eval_split: str = "test",
+    stage04_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
-    """Stage 05's controls of ``eval_split``: ``REPORT_COLUMNS`` + ``control``, where
-    ``generator`` names the generator controlled and ``control`` what was swapped."""
+    """The controls of ``eval_split`` (stage 04's zero-shot one when ``stage04_dir`` is given,
+    then stage 05's): ``REPORT_COLUMNS`` + ``control``, where ``generator`` names the generator
+    controlled and ``control`` what was swapped."""
+    sources = [(stage05_dir, STAGE05_CONTROLS, STAGE05)]
+    if stage04_dir is not None:
+        sources.insert(0, (stage04_dir, STAGE04_CONTROLS, STAGE04))
     frames = [
         frame.assign(generator=generator, control=control)[[*REPORT_COLUMNS, "control"]]
-        for frame, (generator, control) in _read_stage05(stage05_dir, STAGE05_CONTROLS, eval_split)
+        for folder, files, stage in sources
+        for frame, (generator, control) in _read_reports(folder, files, eval_split, stage)
     ]
     if not frames:
         return pd.DataFrame(columns=[*REPORT_COLUMNS, "control"])
     return pd.concat(frames, ignore_index=True)
 
 
-def _read_stage05(
-    stage05_dir: str | os.PathLike[str], files: Mapping[str, _T], eval_split: str
+def _read_reports(
+    folder: str | os.PathLike[str], files: Mapping[str, _T], eval_split: str, stage: str
 ) -> Iterator[tuple[pd.DataFrame, _T]]:
-    """(rows of ``eval_split``, value) for each file of ``files`` present in stage 05."""
+    """(rows of ``eval_split``, value) for each file of ``files`` present in ``folder`` (the
+    output folder of ``stage``) that has rows of that split."""
     if eval_split not in SPLITS:
         raise ValueError(f"eval_split must be one of {list(SPLITS)}, got {eval_split!r}")
     for filename, value in files.items():
-        path = Path(stage05_dir) / filename
+        path = Path(folder) / filename
         if not path.is_file():
             continue
         frame = pd.read_csv(path, dtype={"dicom_id": str}, keep_default_na=False)
         missing = [c for c in REPORT_COLUMNS[1:] if c not in frame.columns]
         if missing:
             raise ValueError(
-                f"{path} lacks columns {missing} (has {list(frame.columns)}); re-run stage "
-                f"{STAGE05}"
+                f"{path} lacks columns {missing} (has {list(frame.columns)}); re-run stage {stage}"
             )
-        yield frame[frame["split"] == eval_split], value
+        rows = frame[frame["split"] == eval_split]
+        if not rows.empty:
+            yield rows, value
 
 
 def common_images(reports: pd.DataFrame) -> pd.DataFrame:

@@ -38,7 +38,8 @@ from cxrlib.reporteval import baselines, clinical, figures, results
 
 #: Column of stage 05's guided tables holding the hint each prompt carried (when recorded).
 HINT_COLUMN = "hint"
-STAGE01, STAGE03, STAGE05 = a.PREPROCESSING, TRAIN_TEST_STAGE, results.STAGE05
+STAGE01, STAGE03 = a.PREPROCESSING, TRAIN_TEST_STAGE
+STAGE04, STAGE05 = results.STAGE04, results.STAGE05
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class Inputs:
     @property
     def stage03(self) -> Path:
         return stage_dir(self.run_dir, STAGE03)
+
+    @property
+    def stage04(self) -> Path:
+        return stage_dir(self.run_dir, STAGE04)
 
     @property
     def stage05(self) -> Path:
@@ -80,20 +85,25 @@ def _require(path: Path, stage: str) -> None:
 
 
 def collect_reports(inputs: Inputs, *, eval_split: str = "test") -> pd.DataFrame:
-    """Baselines (always) and stage 05's reports (when present) on the images all share."""
+    """Baselines (always), stage 04's zero-shot and stage 05's fine-tuned reports (when
+    present) on the images all share."""
     base = baselines.baseline_reports(
         inputs.report_samples(), inputs.stage03, eval_split=eval_split
     )
-    generated = results.load_generated_reports(inputs.stage05, eval_split=eval_split)
+    generated = results.load_generated_reports(
+        inputs.stage05, eval_split=eval_split, stage04_dir=inputs.stage04
+    )
     return results.common_images(pd.concat([base, generated], ignore_index=True))
 
 
 def image_dependence(
     inputs: Inputs, reports: pd.DataFrame, *, eval_split: str = "test", seed: int = 0
 ) -> pd.DataFrame:
-    """:func:`results.image_dependence` of stage 05's controls (no rows when it wrote none),
-    resampling subjects as stage 01's report samples name them."""
-    controls = results.load_control_reports(inputs.stage05, eval_split=eval_split)
+    """:func:`results.image_dependence` of the controls of stages 04 and 05 (no rows when they
+    wrote none), resampling subjects as stage 01's report samples name them."""
+    controls = results.load_control_reports(
+        inputs.stage05, eval_split=eval_split, stage04_dir=inputs.stage04
+    )
     samples = inputs.report_samples()
     subjects = dict(zip(samples[DICOM_ID], samples[SUBJECT_ID], strict=True))
     return results.image_dependence(reports, controls, subjects, seed=seed)

@@ -38,6 +38,11 @@ REAL_MODELS: dict[str, str] = {
 }
 #: Approximate download size of the real model (16-bit safetensors), for the error message.
 REAL_MODEL_SIZE = "about 21 GB"
+#: Model folders shipped inside the package, by the name a profile gives as ``model``.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+#: The tiny model pre-trained on synthetic image-report pairs (:mod:`.pretrain_tiny`).
+TINY_PRETRAINED = "tiny-pretrained"
+SHIPPED_MODELS: dict[str, Path] = {TINY_PRETRAINED: PRETRAINED_DIR / "tiny-llama-3.2-vision-cxr"}
 
 # transformers 5.17's own Mllama vision encoder calls a keyword it has deprecated; nothing a
 # user can act on, and notebooks compare stderr
@@ -150,12 +155,22 @@ def select_backend(
 
 
 def resolve_model_path(model: str | os.PathLike[str], *, allow_download: bool = False) -> Path:
-    """The local folder holding ``model``: a folder path, or a known Hub id found offline.
+    """The local folder holding ``model``: a folder path, a model shipped with the package
+    (:data:`SHIPPED_MODELS`), or a known Hub id found offline.
 
     With ``allow_download=False`` (the default) nothing is fetched: a Hub id must already be in
     the Hugging Face cache, otherwise one ``FileNotFoundError`` explains the download.
     """
     text = str(model)
+    if text in SHIPPED_MODELS:
+        shipped = SHIPPED_MODELS[text]
+        if not (shipped / "config.json").is_file():
+            raise FileNotFoundError(
+                f"the shipped model {text!r} is missing from {shipped}: reinstall cxrlib from "
+                "a complete checkout, or rebuild it with `python -m "
+                f"cxrlib.reportgen.pretrain_tiny --out {shipped}`"
+            )
+        return shipped
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -166,8 +181,8 @@ def resolve_model_path(model: str | os.PathLike[str], *, allow_download: bool = 
         return path
     if text not in REAL_MODELS:
         raise ValueError(
-            f"model must be one of {list(REAL_MODELS)} or an existing local model folder, got "
-            f"{text!r} (no such folder)"
+            f"model must be one of {[*SHIPPED_MODELS, *REAL_MODELS]} or an existing local "
+            f"model folder, got {text!r} (no such folder)"
         )
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError

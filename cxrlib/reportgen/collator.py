@@ -95,3 +95,12 @@ def to_rgb(image: Any) -> Image.Image:
     if array.dtype != np.uint8:
         raise ValueError(f"image arrays must be uint8, got {array.dtype}")
     return Image.fromarray(array).convert("RGB")
+
+
+def reset_call_settings(tokenizer: Any) -> None:
+    """Undo the truncation and padding the collator's calls leave on a fast tokenizer: they
+    would be saved as its defaults, and a reloaded processor then warns on every call."""
+    backend = getattr(getattr(tokenizer, "tokenizer", tokenizer), "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()

@@ -23,9 +23,12 @@ from .prompts import INSTRUCTION, build_conversation, report_text
 REQUIRED_COLUMNS: tuple[str, ...] = REPORT_SAMPLE_COLUMNS
 FINDINGS, IMPRESSION = REPORT_SAMPLE_COLUMNS[-2:]
 
-#: Augmentation (the paper used some; which is not said): small rotations, shifts and zooms.
-#: No horizontal flip: reports name the side ("left pleural effusion").
+#: Augmentation of training images (the paper names data augmentation, not which): small
+#: rotations, shifts and zooms, and exposure (brightness, contrast) changes. Never a flip: a
+#: mirrored film shows a left effusion on the right and the heart on the wrong side, while the
+#: report still says "left" (mirroring the side words would fix the first, not the second).
 AUGMENT_DEGREES, AUGMENT_TRANSLATE, AUGMENT_SCALE = 5.0, 0.03, (0.95, 1.05)
+AUGMENT_BRIGHTNESS, AUGMENT_CONTRAST = 0.1, 0.1
 
 
 class ImageSource(Protocol):
@@ -54,7 +57,8 @@ class ConversationDataset(torch.utils.data.Dataset):
     """Rows of ``frame`` as conversations; the report turn only when ``with_report``.
 
     ``instructions`` is one text for all rows or a ``dicom_id -> text`` mapping (guided prompts).
-    ``augment`` applies a random affine (seeded by torch's global generator) to training images.
+    ``augment`` applies :func:`report_augmentation` (seeded by torch's global generator) to
+    training images; the report stays as it is.
     """
 
     def __init__(
@@ -72,7 +76,7 @@ class ConversationDataset(torch.utils.data.Dataset):
         self.instructions = instructions
         self.with_report = with_report
         self.reports = reports(self.frame)
-        self._augment = _augmenter() if augment else None
+        self._augment = report_augmentation() if augment else None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -93,11 +97,19 @@ class ConversationDataset(torch.utils.data.Dataset):
         return {"messages": build_conversation(self.image(index), self.instruction(index), report)}
 
 
-def _augmenter():
+def report_augmentation():
+    """The training-image augmentation (a torchvision transform of a PIL image, drawing from
+    torch's global generator): it keeps image and report consistent, so the report is left
+    as it is (see :data:`AUGMENT_DEGREES` for why there is no flip)."""
     from torchvision.transforms import v2
 
-    return v2.RandomAffine(
-        degrees=AUGMENT_DEGREES,
-        translate=(AUGMENT_TRANSLATE, AUGMENT_TRANSLATE),
-        scale=AUGMENT_SCALE,
+    return v2.Compose(
+        [
+            v2.RandomAffine(
+                degrees=AUGMENT_DEGREES,
+                translate=(AUGMENT_TRANSLATE, AUGMENT_TRANSLATE),
+                scale=AUGMENT_SCALE,
+            ),
+            v2.ColorJitter(brightness=AUGMENT_BRIGHTNESS, contrast=AUGMENT_CONTRAST),
+        ]
     )

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -25,6 +26,7 @@ from ..artifacts import (  # noqa: F401 (names of the outputs of stages 04 and 0
     MODEL_DIR,
     MODEL_FILE,
     RELOAD_FILE,
+    ZERO_SHOT_CONTROL_FILE,
     ZERO_SHOT_FILE,
 )
 from ..artifacts import CNN_TRAIN_TEST as CNN_STAGE
@@ -34,19 +36,29 @@ from ..artifacts import LOSS_CURVE_FILE as CURVE_FILE  # noqa: F401
 from ..artifacts import TRAINING_LOG_FILES as LOG_FILES
 from ..atomic import write_csv, write_json
 from ..images.cache import ImageCache
-from ..mimic.layout import SPLIT_COLUMN, SPLITS
+from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, SPLITS
 from ..paths import stage_dir
 from . import controls
-from .backends import LoadedModel, LoraSettings, add_lora, load_model, resolve_model_path
+from .backends import (  # noqa: F401 (TINY_PRETRAINED: a model name of the notebooks)
+    SHIPPED_MODELS,
+    TINY_PRETRAINED,
+    LoadedModel,
+    LoraSettings,
+    add_lora,
+    load_model,
+    resolve_model_path,
+)
 from .dataset import ConversationDataset, ImageSource, reports
 from .generate import compare_models, generate_reports, generation_frame, load_finetuned
 from .guidance import classifier_findings
+from .model_card import verify_model_folder
 from .pretrain import PretrainSettings
 from .prompts import INSTRUCTION
 from .tiny_model import TinyModelSpec, build_tiny_model
 from .train import TrainResult, TrainSettings, portable_path, save_adapter, train_adapter
 
-#: Value of the ``model`` parameter that builds the offline tiny model.
+#: Value of the ``model`` parameter that builds the offline tiny model (random weights);
+#: ``TINY_PRETRAINED`` loads the one pre-trained on synthetic image-report pairs (shipped).
 TINY = "tiny"
 
 _PARTS = ("vision_model", "multi_modal_projector", "language_model", "lm_head")
@@ -87,8 +99,19 @@ def prepare_model(
     allow_download: bool = False,
     progress: bool = True,
 ) -> Path:
-    """The model folder stage 05 loads: the tiny model built into ``out_dir/model``, or the
-    local folder holding the real model (found offline unless ``allow_download``)."""
+    """The model folder stage 05 loads: the random tiny model built into ``out_dir/model``,
+    the pre-trained tiny model shipped with the package (checked against its model card), or
+    the local folder holding the real model (found offline unless ``allow_download``)."""
+    if model in SHIPPED_MODELS:
+        path = resolve_model_path(model)
+        problems = verify_model_folder(path)
+        if problems:
+            raise ValueError(
+                f"the shipped model {model!r} in {path} does not match its model card "
+                f"({'; '.join(problems[:3])}): restore it from the repository (git checkout -- "
+                f"{path.name}) or rebuild it with python -m cxrlib.reportgen.pretrain_tiny"
+            )
+        return path
     if model == TINY:
         return build_tiny_model(
             train_reports,
@@ -204,6 +227,31 @@ def datasets(
     )
     val = ConversationDataset(split(samples, "validate"), cache, instructions=instructions)
     return train, val
+
+
+def augmented_examples(
+    samples: pd.DataFrame, cache: ImageCache, *, examples: int = 2, repeats: int = 3, seed: int = 0
+) -> tuple[list[np.ndarray], list[str]]:
+    """The first training images, each as cached and ``repeats`` times as the training
+    augmentation draws it (seeded), as grey floats in [0, 1] with titles: what
+    ``augment = True`` shows the model."""
+    frame = split(samples, "train").iloc[:examples]
+    plain = ConversationDataset(frame, cache)
+    augmented = ConversationDataset(frame, cache, augment=True)
+    images, titles = [], []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for index in range(len(frame)):
+            images.append(_grey(plain.image(index)))
+            titles.append(f"{frame.at[index, DICOM_ID][:8]} as cached")
+            for k in range(repeats):
+                images.append(_grey(augmented.image(index)))
+                titles.append(f"augmented {k + 1}")
+    return images, titles
+
+
+def _grey(image: Any) -> np.ndarray:
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
 def write_generated(

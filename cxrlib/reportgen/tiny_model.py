@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -234,9 +234,6 @@ def build_tiny_model(
     ``config.json``, ``model.safetensors``, ``generation_config.json``, the tokenizer, processor
     and chat template files, and :data:`SPEC_FILE`; it is written atomically.
     """
-    from transformers import GenerationConfig, MllamaForConditionalGeneration
-
-    from .backends import quiet_transformers
     from .pretrain import pretrain_text
 
     spec = spec or TinyModelSpec()
@@ -245,18 +242,7 @@ def build_tiny_model(
         raise ValueError("the tiny model's tokenizer needs training reports, got none")
     pairs = pretraining_pairs(reports, instruction, guidance_findings)
     tokenizer = train_tokenizer([f"{text}\n{r}" for text, r in pairs], spec.vocab_size)
-    processor = build_processor(tokenizer, spec.image_size)
-    config = tiny_config(spec, tokenizer)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = MllamaForConditionalGeneration(config)
-    _open_cross_attention_gates(model, CROSS_ATTENTION_GATE)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=config.text_config.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        do_sample=False,
-    )
+    model, processor = new_tiny_model(spec, tokenizer, seed)
     log = None
     with atomic_dir(out_dir) as tmp:
         if pretrain is not None and pretrain.steps > 0:
@@ -267,9 +253,7 @@ def build_tiny_model(
             log = pretrain_text(
                 model, tokenizer, texts, pretrain, work_dir=tmp / "_work", progress=progress
             )
-        with quiet_transformers():
-            model.save_pretrained(tmp)
-            processor.save_pretrained(tmp)
+        save_model(model, processor, tmp)
         write_json(
             tmp / SPEC_FILE,
             {
@@ -283,6 +267,39 @@ def build_tiny_model(
             },
         )
     return Path(out_dir)
+
+
+def new_tiny_model(spec: TinyModelSpec, tokenizer: Any, seed: int = 0) -> tuple[Any, Any]:
+    """(``MllamaForConditionalGeneration`` with random weights drawn with ``seed``, its
+    ``MllamaProcessor``) for ``tokenizer``; the cross-attention gates set open
+    (:data:`CROSS_ATTENTION_GATE`) and greedy decoding ending at ``<|eot_id|>`` configured."""
+    from transformers import GenerationConfig, MllamaForConditionalGeneration
+
+    processor = build_processor(tokenizer, spec.image_size)
+    config = tiny_config(spec, tokenizer)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = MllamaForConditionalGeneration(config)
+    _open_cross_attention_gates(model, CROSS_ATTENTION_GATE)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=config.text_config.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
+    return model, processor
+
+
+def save_model(model: Any, processor: Any, folder: str | os.PathLike[str]) -> None:
+    """``save_pretrained`` of model and processor into ``folder`` (the files a local model
+    folder holds: config, safetensors weights, generation config, tokenizer, processor)."""
+    from .backends import quiet_transformers
+    from .collator import reset_call_settings
+
+    reset_call_settings(processor)
+    with quiet_transformers():
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
 
 
 def pretraining_pairs(

@@ -29,7 +29,7 @@ from cxrlib.progress import progress_bar
 from .. import distributed
 from ..atomic import atomic_dir, write_json
 from .backends import LoadedModel, quiet_transformers
-from .collator import ReportCollator
+from .collator import ReportCollator, reset_call_settings
 
 #: File beside the adapter recording how it was trained.
 TRAINING_FILE = "training.json"
@@ -56,7 +56,7 @@ class TrainSettings:
     max_length: int = 1024  # tokens per conversation (the report end is truncated)
     seed: int = 3407
     mixed_precision: bool = True  # bf16 (or fp16) on CUDA; ignored on the CPU
-    augment: bool = False  # random affine on training images
+    augment: bool = False  # random rotation, shift, zoom and exposure of training images
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum", "eval_steps", "max_length"):
@@ -342,12 +342,7 @@ def save_adapter(
     ``run_dir`` (stage 04's offline model) is recorded relative to the adapter folder, so a
     moved or copied run folder does not point at the old place.
     """
-    backend = getattr(loaded.tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        # the collator's per-call truncation/padding stick to a fast tokenizer and would be
-        # saved as its defaults (a reloaded processor then warns on every call)
-        backend.no_truncation()
-        backend.no_padding()
+    reset_call_settings(loaded.tokenizer)
     with atomic_dir(out_dir) as tmp, quiet_transformers():
         loaded.model.save_pretrained(tmp)
         loaded.processor.save_pretrained(tmp)

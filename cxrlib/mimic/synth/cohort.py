@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -279,13 +280,40 @@ def _assign_splits(plan: list[SubjectPlan], seed: int) -> None:
         plan[int(i)].split = "validate"
 
 
-def plan_dataset(
-    subjects: int, seed: int, min_size: int, max_size: int, prevalence: str = "mimic"
-) -> list[SubjectPlan]:
-    """All subjects of a release, sorted by subject_id, with their split assigned."""
+def subject_ids(subjects: int, seed: int, exclude: Collection[int] = ()) -> np.ndarray:
+    """The sorted subject ids of a release of ``subjects`` patients drawn with ``seed``.
+
+    Ids in ``exclude`` are never drawn, so a release can be made disjoint from another (the
+    tiny model's pre-training set from the demo's data). Without ``exclude`` the ids are
+    those of every earlier release with the same ``subjects`` and ``seed``.
+    """
+    low, high = SUBJECT_ID_RANGE
+    span = high - low + 1
+    banned = np.unique([int(i) - low for i in exclude if low <= int(i) <= high])
+    if subjects > span - len(banned):
+        raise ValueError(
+            f"subjects must be at most {span - len(banned)} with {len(banned)} ids excluded, "
+            f"got {subjects}"
+        )
     rng = np.random.default_rng([seed, STREAM_IDS])
-    span = SUBJECT_ID_RANGE[1] - SUBJECT_ID_RANGE[0] + 1
-    ids = np.sort(rng.choice(span, size=subjects, replace=False)) + SUBJECT_ID_RANGE[0]
+    # drawing len(banned) extra ids and dropping the banned ones keeps the draw of an
+    # exclusion-free release unchanged
+    drawn = rng.choice(span, size=subjects + len(banned), replace=False)
+    kept = drawn[~np.isin(drawn, banned)][:subjects]
+    return np.sort(kept) + low
+
+
+def plan_dataset(
+    subjects: int,
+    seed: int,
+    min_size: int,
+    max_size: int,
+    prevalence: str = "mimic",
+    exclude_subject_ids: Collection[int] = (),
+) -> list[SubjectPlan]:
+    """All subjects of a release, sorted by subject_id, with their split assigned; no subject
+    id in ``exclude_subject_ids`` (see :func:`subject_ids`)."""
+    ids = subject_ids(subjects, seed, exclude_subject_ids)
     used: set[int] = set()
     plan = [
         _plan_subject(i, int(sid), seed, min_size, max_size, used, prevalence)
@@ -293,3 +321,19 @@ def plan_dataset(
     ]
     _assign_splits(plan, seed)
     return plan
+
+
+def keep_views(plan: list[SubjectPlan], views: Collection[str]) -> list[SubjectPlan]:
+    """The plan with only the images whose ViewPosition tag is one of ``views`` (the others
+    are neither rendered nor listed) and only the studies left with an image; every subject
+    stays. The kept images are the full plan's, pixel for pixel (see ``generate``)."""
+    wanted = set(views)
+    out = []
+    for subject in plan:
+        studies = []
+        for study in subject.studies:
+            images = tuple(i for i in study.images if i.view_position in wanted)
+            if images:
+                studies.append(replace(study, images=images))
+        out.append(replace(subject, studies=studies))
+    return out

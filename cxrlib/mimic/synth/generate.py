@@ -7,11 +7,12 @@ and a complete one is recognised (and reused) by its marker.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,6 +62,8 @@ class _Settings:
     min_size: int
     max_size: int
     prevalence: str
+    exclude_subject_ids: tuple[int, ...] = ()  # sorted, unique
+    views: tuple[str, ...] = ()  # ViewPosition values written; () = every image
 
     def validate(self) -> None:
         """Raise a ValueError naming the first bad argument."""
@@ -75,6 +78,9 @@ class _Settings:
             raise ValueError(f"subjects must be at least 1, got {self.subjects}")
         if self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
+        unknown = [v for v in self.views if v not in layout.VIEW_POSITIONS]
+        if unknown:
+            raise ValueError(f"views must be among {list(layout.VIEW_POSITIONS)}, got {unknown}")
         low, high = SYNTHETIC_SIZE_RANGE
         if not (low <= self.min_size <= self.max_size <= high):
             raise ValueError(
@@ -94,13 +100,26 @@ class _Settings:
         }
         if self.prevalence != "mimic":  # keeps the records of MIMIC-rate releases as they were
             arguments["prevalence"] = self.prevalence
+        if self.views:
+            arguments["views"] = ",".join(self.views)
+        if self.exclude_subject_ids:
+            arguments["excluded_subject_ids"] = len(self.exclude_subject_ids)
+            arguments["excluded_subject_ids_sha256"] = self._excluded_digest()
         return arguments
+
+    def _excluded_digest(self) -> str:
+        text = ",".join(str(i) for i in self.exclude_subject_ids)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def cache_root(self) -> Path:
         """The release's folder in the project cache."""
         name = f"mimic-cxr-n{self.subjects}-s{self.seed}-{self.min_size}-{self.max_size}"
         if self.prevalence != "mimic":
             name += f"-{self.prevalence}"
+        if self.views:
+            name += "-" + "+".join(v.lower().replace(" ", "_") for v in self.views)
+        if self.exclude_subject_ids:
+            name += f"-x{self._excluded_digest()[:8]}"
         return cache_dir() / "synthetic" / name
 
 
@@ -132,8 +151,10 @@ def _write_subject(args: tuple[Path, cohort.SubjectPlan, int]) -> int:
         report.write_text(text, encoding="utf-8")
         anatomy_rng = np.random.default_rng([seed, cohort.STREAM_ANATOMY, *key[1:]])
         anatomy = phantom.sample_anatomy(anatomy_rng, subject.gender, study.lesions, study.setting)
-        for j, image in enumerate(study.images):
-            rng = np.random.default_rng([seed, cohort.STREAM_RENDER, *key[1:], j])
+        for image in study.images:
+            # keyed by the image's place in the full study, so a release of some views only
+            # holds the same pixels as the full release
+            rng = np.random.default_rng([seed, cohort.STREAM_RENDER, *key[1:], image.number - 1])
             display = phantom.render(
                 image.view, anatomy, study.lesions, image.rows, image.columns, rng
             )
@@ -168,6 +189,8 @@ def generate(
     min_size: int = 512,
     max_size: int = 1024,
     prevalence: str = "mimic",
+    exclude_subject_ids: Collection[int] = (),
+    views: Collection[str] = (),
     progress: bool = True,
     workers: int | None = None,
 ) -> SynthSummary:
@@ -177,8 +200,19 @@ def generate(
     a complete earlier generation with the same arguments (then it is returned unchanged).
     ``prevalence`` is ``"mimic"`` (the release's label rates) or ``"enriched"`` (the six paper
     findings mentioned in most studies, for usable cohorts at demo scale; see ``labels``).
+    No subject gets an id of ``exclude_subject_ids`` (a release disjoint from another one).
+    ``views`` (ViewPosition values, e.g. ``["PA"]``) writes only those images, each with the
+    same pixels as in the full release, for a fraction of the time; empty = all.
     """
-    settings = _Settings(subjects, seed, min_size, max_size, prevalence)
+    settings = _Settings(
+        subjects,
+        seed,
+        min_size,
+        max_size,
+        prevalence,
+        tuple(sorted(set(exclude_subject_ids))),
+        tuple(dict.fromkeys(views)),
+    )
     return _generate(Path(out_dir), settings, progress=progress, workers=workers)
 
 
@@ -206,7 +240,10 @@ def _generate(
         settings.min_size,
         settings.max_size,
         settings.prevalence,
+        settings.exclude_subject_ids,
     )
+    if settings.views:
+        plan = cohort.keep_views(plan, settings.views)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
