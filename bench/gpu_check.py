@@ -97,6 +97,7 @@ def check_unsloth(checks: Checks, work: Path, *, steps: int, subjects: int) -> N
     """The report model's Unsloth path on the shipped tiny model (see the module docstring)."""
     import torch
 
+    from cxrlib import artifacts as a
     from cxrlib.images import ImageCache
     from cxrlib.reportgen import backends, stage, train
     from cxrlib.reportgen.pretrain_data import PretrainingData, build_pretraining_set
@@ -151,7 +152,7 @@ def check_unsloth(checks: Checks, work: Path, *, steps: int, subjects: int) -> N
     reload = checks.step(
         "adapter saved, reloaded and compared",
         lambda: stage.reload_check(
-            loaded, record, out / stage.ADAPTER_DIRS[False], frame, cache,
+            loaded, record, out / a.ADAPTER_DIRS[False], frame, cache,
             texts["generated"].tolist(), max_new_tokens=48,
         ),
     )  # fmt: skip

@@ -64,11 +64,15 @@ LORA_FILE = "lora_config.json"
 ZERO_SHOT_FILE = "zero_shot.csv"
 CONVERSATION_FIGURE = "conversation_example.png"
 ZERO_SHOT_CONTROL_FILE = "zero_shot_shuffled_images.csv"
+# optional column of the guided report tables: what each prompt added to the paper's
+# instruction (the classifier's hint), so that a reader sees what the model was told
+HINT_COLUMN = "hint"
 
 # 05_llama_training: keyed by ``guided`` (False: the paper's prompt, True: CNN-guided)
 ADAPTER_DIRS = {False: "adapter", True: "adapter_guided"}
 TRAINING_LOG_FILES = {False: "training_log.csv", True: "training_log_guided.csv"}
 LOSS_CURVE_FILE = "loss_curve.png"
+AUGMENTATION_FIGURE = "augmentation_examples.png"  # with augment: training images as drawn
 GENERATED_FILES = {False: "generated_reports.csv", True: "generated_reports_guided.csv"}
 RELOAD_FILE = "reload_check.json"
 # controls: each adapter's reports again, every image given another image's input (the

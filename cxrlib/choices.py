@@ -24,6 +24,10 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: Report-model backends: Unsloth (CUDA), transformers + peft (``hf``), or ``auto``.
 BACKENDS: tuple[str, ...] = ("auto", "unsloth", "hf")
+#: Report models built or shipped by the project (stage 04's ``model``): the random tiny
+#: stand-in built from the run's reports, and the pre-trained one in ``reportgen/pretrained/``.
+TINY_MODEL = "tiny"
+TINY_PRETRAINED = "tiny-pretrained"
 #: Patient-level split: drawn with ratios (``random``) or MIMIC-CXR's split file.
 SPLIT_SOURCES: tuple[str, ...] = ("random", "official")
 #: Label rates of the synthetic look-alike.

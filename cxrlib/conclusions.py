@@ -8,15 +8,16 @@ parameters that ``run.json`` records; every statement points at the table that s
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cxrlib import artifacts as a
+from cxrlib.choices import TINY_MODEL, TINY_PRETRAINED
 from cxrlib.classify.paper_results import implied_test_size, paper_results
-
-#: ``model`` values of stage 04 that name the offline tiny stand-in
-TINY_MODEL_PREFIX = "tiny"
+from cxrlib.paths import stage_dir
 
 
 @dataclass(frozen=True)
@@ -24,14 +25,36 @@ class RunFacts:
     """What a run ran on."""
 
     synthetic: bool
-    tiny_model: bool
+    tiny_model: bool  # one of the project's tiny stand-ins, not a real Llama-3.2-Vision
+    pretrained_on_lookalike: bool = False  # the shipped stand-in, pre-trained on look-alike data
 
 
 def run_facts(parameters: Mapping[str, Mapping[str, Any]]) -> RunFacts:
     """``RunFacts`` from the per-stage parameters (``run.json``'s ``parameters``)."""
     data_root = parameters.get(a.PREPROCESSING, {}).get("data_root", "synthetic")
-    model = str(parameters.get(a.LLAMA_SETUP, {}).get("model", TINY_MODEL_PREFIX))
-    return RunFacts(synthetic=data_root == "synthetic", tiny_model=model.startswith("tiny"))
+    model = str(parameters.get(a.LLAMA_SETUP, {}).get("model", TINY_PRETRAINED))
+    return _facts(data_root == "synthetic", model)
+
+
+def _facts(synthetic: bool, model: str) -> RunFacts:
+    return RunFacts(
+        synthetic=synthetic,
+        tiny_model=model in (TINY_MODEL, TINY_PRETRAINED),
+        pretrained_on_lookalike=model == TINY_PRETRAINED,
+    )
+
+
+def run_facts_of_folder(run_dir: str | os.PathLike[str]) -> RunFacts:
+    """``RunFacts`` from a run folder's own outputs (notebook 06, also without ``run.json``):
+    stage 01's data source and the model stage 04 recorded (the demo's if none)."""
+    from cxrlib import preprocessing
+
+    synthetic = bool(preprocessing.read_data_source(run_dir).get("synthetic", True))
+    record = stage_dir(run_dir, a.LLAMA_SETUP) / a.MODEL_FILE
+    model = TINY_PRETRAINED
+    if record.is_file():
+        model = str(json.loads(record.read_text(encoding="utf-8")).get("model", model))
+    return _facts(synthetic, model)
 
 
 def what_you_may_conclude(facts: RunFacts) -> dict[str, list[str]]:
@@ -67,6 +90,14 @@ def what_you_may_conclude(facts: RunFacts) -> dict[str, list[str]]:
             "how good Llama-3.2-11B-Vision's reports are: the report model here is an offline "
             "tiny stand-in with the same architecture and a few million parameters;"
         )
+        if facts.synthetic and facts.pretrained_on_lookalike:
+            may_not.append(
+                "how much fine-tuning adds for the real model: the shipped stand-in was "
+                "pre-trained on another sample of the same synthetic look-alike (other "
+                "patients), a head start on this data that no public model has on real "
+                f"radiographs ({a.RESULTS_ANALYSIS}/{a.REPORT_SCORES_FILE}, row "
+                "llama_zero_shot);"
+            )
     may_not.append(
         "differences smaller than the intervals, nor any number to its last digit on another "
         "machine: trained models differ slightly from one CPU to another."

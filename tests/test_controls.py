@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
+from cxrlib import artifacts as a
 from cxrlib.artifacts import CONTROL_FILES, GENERATED_FILES, METRICS_FILE
 from cxrlib.mimic.layout import CHEXPERT_LABELS, COMPETITION_LABELS
 from cxrlib.reporteval import clinical, results
@@ -162,7 +163,7 @@ def test_pretraining_findings_come_from_stage_03(tmp_path):
     assert stage.pretraining_findings(tmp_path, "/models/llama", guided=True) == ()
     with pytest.raises(FileNotFoundError, match="tiny_pretrain_guided = True.*run stage 03"):
         stage.pretraining_findings(tmp_path, "tiny", guided=True)
-    folder = tmp_path / stage.CNN_STAGE
+    folder = tmp_path / a.CNN_TRAIN_TEST
     folder.mkdir()
     pd.DataFrame({"disease": ["Cardiomegaly", "Pneumothorax"], "threshold": [0.5, 0.4]}).to_csv(
         folder / METRICS_FILE, index=False

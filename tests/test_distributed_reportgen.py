@@ -10,6 +10,7 @@ import pytest
 import torch
 from fixtures_classify import read_npy
 
+from cxrlib import artifacts as a
 from cxrlib.distributed.launch import Launch
 from cxrlib.images.cache import build_cache
 from cxrlib.reportgen import distributed, stage
@@ -53,7 +54,7 @@ def run(tmp_path_factory):
         frame, data, run_dir / "01_preprocessing" / "images", 28, workers=1, progress=False,
         reader=read_npy,
     )  # fmt: skip
-    model = build_tiny_model(reports(frame), run_dir / stage.SETUP_STAGE / "model", SMALL, seed=0)
+    model = build_tiny_model(reports(frame), run_dir / a.LLAMA_SETUP / "model", SMALL, seed=0)
     record = {"model": "tiny", "path": str(model), "backend": "hf", "device": "cpu",
               "load_in_4bit": False}  # fmt: skip
     return run_dir, frame, cache, record
@@ -63,7 +64,7 @@ def run(tmp_path_factory):
 def test_lora_on_two_processes_saves_one_adapter_that_reloads(run, monkeypatch):
     run_dir, frame, cache, record = run
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the workers compute as this process below
-    out = run_dir / stage.TRAINING_STAGE
+    out = run_dir / a.LLAMA_TRAINING
     settings = TrainSettings(
         max_epochs=100, max_steps=4, batch_size=8, grad_accum=1, lr=5e-3, warmup_steps=1,
         eval_steps=2, patience=2,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxrlib.artifacts import HINT_COLUMN
 from cxrlib.labeler import label_report
 from cxrlib.mimic.layout import PAPER_FINDINGS
 from cxrlib.reporteval import baselines, results
@@ -238,3 +239,15 @@ def test_published_anchors() -> None:
     assert {"system", "bleu4", "rouge_l", "ce_f1_micro14", "ce_f1_macro14"} <= set(table.columns)
     r2gen = table.set_index("system").loc["R2Gen (2020)"]
     assert (r2gen.bleu1, r2gen.bleu4, r2gen.ce_f1_macro14) == (0.353, 0.103, 0.276)
+
+
+def test_guided_reports_keep_the_hint_their_prompt_carried(tmp_path: Path) -> None:
+    folder = _stage05(tmp_path, [("t1", "test", "FINDINGS: Effusion.", "FINDINGS: Effusion.")])
+    guided = pd.read_csv(folder / "generated_reports.csv").assign(
+        hint="An image classifier says: pleural effusion yes."
+    )
+    guided.to_csv(folder / "generated_reports_guided.csv", index=False)
+    loaded = results.load_generated_reports(folder, eval_split="test")
+    assert loaded.generator.tolist() == ["llama_finetuned", "llama_finetuned_guided"]
+    assert loaded[HINT_COLUMN].isna().tolist() == [True, False]
+    assert loaded[HINT_COLUMN].iloc[1].endswith("pleural effusion yes.")

@@ -179,3 +179,13 @@ def test_stated_findings_keeps_positive_mentions_only():
     assert found == [["Cardiomegaly"], [], ["Pleural Effusion", "Cardiomegaly"]]
     with pytest.raises(ValueError, match=r"\['Heart Failure'\] are not CheXpert labels"):
         guidance.stated_findings(texts, ["Heart Failure"])
+
+
+def test_hint_of_gives_what_the_guided_prompt_added():
+    guided = prompts.guided_instruction({"Pneumonia"}, ["Pneumonia", "Edema"], "Describe.")
+    assert prompts.hint_of(guided, "Describe.") == (
+        "An image classifier says: pneumonia yes; edema no."
+    )
+    assert prompts.hint_of("Describe.", "Describe.") == ""
+    with pytest.raises(ValueError, match="base one"):
+        prompts.hint_of("Something else.", "Describe.")

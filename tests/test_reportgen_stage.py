@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from cxrlib import artifacts as a
+from cxrlib.choices import TINY_PRETRAINED
 from cxrlib.reportgen import stage
-from cxrlib.reportgen.backends import LoadedModel, LoraSettings
+from cxrlib.reportgen.backends import SHIPPED_MODELS, LoadedModel, LoraSettings
 
 
 def _samples():
@@ -40,8 +41,8 @@ def test_report_samples_and_splits(tmp_path):
 
 
 def test_setup_record_round_trip(tmp_path):
-    out = tmp_path / stage.SETUP_STAGE
-    model_dir = out / stage.MODEL_DIR
+    out = tmp_path / a.LLAMA_SETUP
+    model_dir = out / a.MODEL_DIR
     model_dir.mkdir(parents=True)
     loaded = LoadedModel(None, None, "hf", "cpu", str(model_dir))
     lora = LoraSettings(r=8, alpha=16, finetune_vision_layers=False)
@@ -49,13 +50,27 @@ def test_setup_record_round_trip(tmp_path):
         out, model="tiny", model_path=model_dir, loaded=loaded, lora=lora, load_in_4bit=True
     )
     # the record holds a path relative to the stage folder: a moved run folder still works
-    assert '"path": "model"' in (out / stage.MODEL_FILE).read_text()
+    assert '"path": "model"' in (out / a.MODEL_FILE).read_text()
     moved = tmp_path.parent / (tmp_path.name + "_moved")
     tmp_path.rename(moved)
     record, again = stage.read_setup(moved)
-    assert record["path"] == str(moved / stage.SETUP_STAGE / "model")
+    assert record["path"] == str(moved / a.LLAMA_SETUP / "model")
     assert (record["backend"], record["device"], record["load_in_4bit"]) == ("hf", "cpu", True)
     assert again == lora
+
+
+def test_setup_record_names_a_shipped_model_not_its_folder(tmp_path):
+    out = tmp_path / a.LLAMA_SETUP
+    out.mkdir()
+    shipped = SHIPPED_MODELS[TINY_PRETRAINED]
+    loaded = LoadedModel(None, None, "hf", "cpu", str(shipped))
+    stage.write_setup(
+        out, model=TINY_PRETRAINED, model_path=shipped, loaded=loaded,
+        lora=LoraSettings(), load_in_4bit=True,
+    )  # fmt: skip
+    assert str(shipped) not in (out / a.MODEL_FILE).read_text()  # no path of this machine
+    record, _ = stage.read_setup(tmp_path)
+    assert record["path"] == TINY_PRETRAINED  # load_model resolves the name
 
 
 def test_read_setup_without_stage_04(tmp_path):

@@ -19,6 +19,7 @@ import pandas as pd
 from cxrlib.artifacts import (
     CONTROL_FILES,
     GENERATED_FILES,
+    HINT_COLUMN,
     LLAMA_SETUP,
     LLAMA_TRAINING,
     ZERO_SHOT_CONTROL_FILE,
@@ -87,14 +88,14 @@ def load_generated_reports(
     eval_split: str = "test",
     stage04_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
-    """The model's reports of ``eval_split`` as ``REPORT_COLUMNS`` (empty if none): stage 04's
-    zero-shot reports (when ``stage04_dir`` is given and they cover that split), then stage 05's
-    fine-tuned ones."""
+    """The model's reports of ``eval_split`` as ``REPORT_COLUMNS`` (empty if none), plus
+    ``hint`` where a guided table recorded one: stage 04's zero-shot reports (when
+    ``stage04_dir`` is given and they cover that split), then stage 05's fine-tuned ones."""
     sources = [(stage05_dir, STAGE05_REPORTS, STAGE05)]
     if stage04_dir is not None:
         sources.insert(0, (stage04_dir, STAGE04_REPORTS, STAGE04))
     frames = [
-        frame.assign(generator=generator)[list(REPORT_COLUMNS)]
+        frame.assign(generator=generator)[_with_hint(frame, REPORT_COLUMNS)]
         for folder, files, stage in sources
         for frame, generator in _read_reports(folder, files, eval_split, stage)
     ]
@@ -123,6 +124,10 @@ def load_control_reports(
     if not frames:
         return pd.DataFrame(columns=[*REPORT_COLUMNS, "control"])
     return pd.concat(frames, ignore_index=True)
+
+
+def _with_hint(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    return [*columns, HINT_COLUMN] if HINT_COLUMN in frame.columns else list(columns)
 
 
 def _read_reports(

@@ -22,6 +22,7 @@ from cxrlib.artifacts import (
     CE_FILE,
     CONTROLS_FILE,
     GENERATED_LABELS_FILE,
+    HINT_COLUMN,
     LENGTHS_FILE,
     METRICS_FILE,
     NLG_FILE,
@@ -30,14 +31,11 @@ from cxrlib.artifacts import (
 )
 from cxrlib.artifacts import CNN_TRAIN_TEST as TRAIN_TEST_STAGE
 from cxrlib.artifacts import EVALUATED_REPORTS_FILE as REPORTS_FILE
-from cxrlib.artifacts import RESULTS_ANALYSIS as STAGE  # noqa: F401
 from cxrlib.atomic import write_csv
 from cxrlib.mimic.layout import DICOM_ID, SUBJECT_ID
 from cxrlib.paths import stage_dir
 from cxrlib.reporteval import baselines, clinical, figures, results
 
-#: Column of stage 05's guided tables holding the hint each prompt carried (when recorded).
-HINT_COLUMN = "hint"
 STAGE01, STAGE03 = a.PREPROCESSING, TRAIN_TEST_STAGE
 STAGE04, STAGE05 = results.STAGE04, results.STAGE05
 

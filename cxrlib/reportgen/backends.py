@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from cxrlib.choices import BACKENDS
+from cxrlib.choices import BACKENDS, TINY_PRETRAINED
 from cxrlib.devices import resolve_device
 
 #: Hub ids of the real model this project knows (what the paper fine-tuned).
@@ -41,7 +41,6 @@ REAL_MODEL_SIZE = "about 21 GB"
 #: Model folders shipped inside the package, by the name a profile gives as ``model``.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 #: The tiny model pre-trained on synthetic image-report pairs (:mod:`.pretrain_tiny`).
-TINY_PRETRAINED = "tiny-pretrained"
 SHIPPED_MODELS: dict[str, Path] = {TINY_PRETRAINED: PRETRAINED_DIR / "tiny-llama-3.2-vision-cxr"}
 
 # transformers 5.17's own Mllama vision encoder calls a keyword it has deprecated; nothing a

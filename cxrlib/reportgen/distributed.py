@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import artifacts as a
 from .. import distributed
 from ..atomic import atomic_dir, atomic_path, write_csv
 from ..distributed.launch import RESULT_DIR, Launch, check_global_batch, torchrun_job
@@ -89,10 +90,10 @@ def fine_tune(
         **keywords,
     }
     out = Path(out_dir)
-    log, adapter = stage.LOG_FILES[guided], stage.ADAPTER_DIRS[guided]
+    log, adapter = a.TRAINING_LOG_FILES[guided], a.ADAPTER_DIRS[guided]
     with torchrun_job(__name__, job, launch, tables={"samples": samples}) as result:
         trained = pd.read_pickle(result / _RESULT_FILE)
-        written = result / stage.TRAINING_STAGE
+        written = result / a.LLAMA_TRAINING
         write_csv(out / log, pd.read_csv(written / log))
         with atomic_dir(out / adapter) as tmp:
             shutil.copytree(written / adapter, tmp, dirs_exist_ok=True)
@@ -162,7 +163,7 @@ def run_job(
     progress = bool(job["progress"]) and distributed.is_main()
     if task == "fine_tune":
         # every process of a machine shares the Trainer's checkpoint folder in here
-        out = Path(job_dir) / RESULT_DIR / stage.TRAINING_STAGE
+        out = Path(job_dir) / RESULT_DIR / a.LLAMA_TRAINING
         _, trained = stage.fine_tune(
             record,
             LoraSettings(**job["lora"]),

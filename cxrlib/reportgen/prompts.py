@@ -98,6 +98,14 @@ def guided_instruction(
     return f"{instruction} An image classifier says: {calls}."
 
 
+def hint_of(instruction: str, base: str = INSTRUCTION) -> str:
+    """What ``instruction`` adds to ``base`` (the classifier's hint of a guided prompt); ''
+    for the plain instruction."""
+    if not instruction.startswith(base):
+        raise ValueError(f"the instruction does not start with the base one: {instruction!r}")
+    return instruction[len(base) :].strip()
+
+
 def _parts(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     content = message.get("content", [])
     if isinstance(content, str):

@@ -18,30 +18,26 @@ import pandas as pd
 import torch
 
 from .. import distributed, preprocessing
-from ..artifacts import (  # noqa: F401 (names of the outputs of stages 04 and 05)
+from ..artifacts import (
     ADAPTER_DIRS,
     CONTROL_FILES,
     GENERATED_FILES,
+    HINT_COLUMN,
     LORA_FILE,
     MODEL_DIR,
     MODEL_FILE,
-    RELOAD_FILE,
-    ZERO_SHOT_CONTROL_FILE,
-    ZERO_SHOT_FILE,
 )
 from ..artifacts import CNN_TRAIN_TEST as CNN_STAGE
 from ..artifacts import LLAMA_SETUP as SETUP_STAGE
-from ..artifacts import LLAMA_TRAINING as TRAINING_STAGE  # noqa: F401
-from ..artifacts import LOSS_CURVE_FILE as CURVE_FILE  # noqa: F401
 from ..artifacts import TRAINING_LOG_FILES as LOG_FILES
 from ..atomic import write_csv, write_json
+from ..choices import TINY_MODEL
 from ..images.cache import ImageCache
 from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, SPLITS
 from ..paths import stage_dir
 from . import controls
-from .backends import (  # noqa: F401 (TINY_PRETRAINED: a model name of the notebooks)
+from .backends import (
     SHIPPED_MODELS,
-    TINY_PRETRAINED,
     LoadedModel,
     LoraSettings,
     add_lora,
@@ -50,16 +46,16 @@ from .backends import (  # noqa: F401 (TINY_PRETRAINED: a model name of the note
 )
 from .dataset import ConversationDataset, ImageSource, reports
 from .generate import compare_models, generate_reports, generation_frame, load_finetuned
-from .guidance import classifier_findings
+from .guidance import classifier_findings, guided_instructions, load_guidance
 from .model_card import verify_model_folder
 from .pretrain import PretrainSettings
-from .prompts import INSTRUCTION
+from .prompts import INSTRUCTION, hint_of
 from .tiny_model import TinyModelSpec, build_tiny_model
 from .train import TrainResult, TrainSettings, portable_path, save_adapter, train_adapter
 
 #: Value of the ``model`` parameter that builds the offline tiny model (random weights);
 #: ``TINY_PRETRAINED`` loads the one pre-trained on synthetic image-report pairs (shipped).
-TINY = "tiny"
+TINY = TINY_MODEL
 
 _PARTS = ("vision_model", "multi_modal_projector", "language_model", "lm_head")
 
@@ -155,10 +151,15 @@ def write_setup(
     out = Path(out_dir)
     path = Path(model_path)
     inside = path.resolve().is_relative_to(out.resolve())
+    if model in SHIPPED_MODELS:  # the name, resolved on loading: a moved project still works
+        where = model
+    elif inside:  # relative to this stage folder, so a moved run folder still works
+        where = path.resolve().relative_to(out.resolve()).as_posix()
+    else:
+        where = str(path)
     record = {
         "model": model,
-        # relative to this stage folder when built here, so a moved run folder still works
-        "path": path.resolve().relative_to(out.resolve()).as_posix() if inside else str(path),
+        "path": where,
         "backend": loaded.backend,
         "device": loaded.device,
         "load_in_4bit": load_in_4bit,
@@ -167,7 +168,8 @@ def write_setup(
 
 
 def read_setup(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], LoraSettings]:
-    """Stage 04's model record (``path`` made absolute) and LoRA settings."""
+    """Stage 04's model record (``path`` made absolute, or a shipped model's name) and LoRA
+    settings."""
     folder = stage_dir(run_dir, SETUP_STAGE)
     for name in (MODEL_FILE, LORA_FILE):
         if not (folder / name).is_file():
@@ -177,7 +179,8 @@ def read_setup(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], LoraSet
             )
     record = json.loads((folder / MODEL_FILE).read_text())
     path = Path(record["path"])
-    record["path"] = str(path if path.is_absolute() else folder / path)
+    if record["path"] not in SHIPPED_MODELS:
+        record["path"] = str(path if path.is_absolute() else folder / path)
     lora = LoraSettings(**json.loads((folder / LORA_FILE).read_text()))
     return record, lora
 
@@ -355,12 +358,16 @@ def generate_table(
     max_new_tokens: int = 128,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """``study_id,dicom_id,split,reference,generated`` for the rows of ``frame``."""
+    """``study_id,dicom_id,split,reference,generated`` for the rows of ``frame``, and ``hint``
+    (what each prompt added to the paper's instruction) when ``instructions`` is per image."""
     prompts = ConversationDataset(frame, cache, instructions=instructions, with_report=False)
     texts = generate_reports(
         loaded, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress
     )
-    return generation_frame(frame, reports(frame), texts)
+    table = generation_frame(frame, reports(frame), texts)
+    if not isinstance(instructions, str):
+        table[HINT_COLUMN] = [hint_of(instructions[d]) for d in table[DICOM_ID]]
+    return table
 
 
 def control_table(
@@ -391,6 +398,39 @@ def control_table(
         max_new_tokens=max_new_tokens, progress=progress,
     )  # fmt: skip
     return controls.with_sources(table, partners)
+
+
+def guided_prompts(run_dir: str | os.PathLike[str], samples: pd.DataFrame) -> dict[str, str]:
+    """Every report image's classifier-guided instruction, from stage 03's calls."""
+    predicted, findings = load_guidance(stage_dir(run_dir, CNN_STAGE))
+    return guided_instructions(list(samples[DICOM_ID]), predicted, findings, INSTRUCTION)
+
+
+def adapter_reports(
+    loaded: LoadedModel,
+    frame: pd.DataFrame,
+    cache: ImageCache,
+    out_dir: str | os.PathLike[str],
+    *,
+    instructions: str | Mapping[str, str] = INSTRUCTION,
+    guided: bool = False,
+    controls: bool = True,
+    seed: int = 0,
+    batch_size: int = 8,
+    max_new_tokens: int = 128,
+) -> pd.DataFrame:
+    """One adapter's reports for ``frame`` written to its table, and with ``controls`` its
+    control (:func:`control_table`) to the control's; returns the reports."""
+    settings = {"batch_size": batch_size, "max_new_tokens": max_new_tokens}
+    generated = generate_table(loaded, frame, cache, instructions=instructions, **settings)
+    write_generated(out_dir, generated, guided=guided)
+    if controls:
+        control = control_table(
+            loaded, frame, cache, instructions=instructions, guided=guided, seed=seed,
+            progress=False, **settings,
+        )  # fmt: skip
+        write_generated(out_dir, control, guided=guided, control=True)
+    return generated
 
 
 def reload_check(
