@@ -19,7 +19,7 @@ from cxrlib.reportgen.pretrain_data import (
     caption,
     profile_subject_ids,
 )
-from cxrlib.reportgen.pretrain_tiny import LOG_FILE, Phase, Recipe, main, pretrain
+from cxrlib.reportgen.pretrain_tiny import LOG_FILE, Phase, Recipe, main, pretrain, weighted_draws
 from cxrlib.reportgen.prompts import INSTRUCTION, build_conversation
 from cxrlib.reportgen.tiny_model import TinyModelSpec
 
@@ -118,3 +118,15 @@ def test_the_pretrained_folder_loads_and_generates(pretrained):
 def test_steps_must_name_every_phase(tmp_path):
     with pytest.raises(ValueError, match="--steps needs 2 numbers"):
         main(["--out", str(tmp_path / "m"), "--steps", "5"])
+
+
+def test_finding_weight_draws_studies_in_proportion_to_their_findings():
+    captions = ["pneumonia no. edema no.", "pneumonia yes. edema no.", "pneumonia yes. edema yes."]
+    draws = weighted_draws(captions, 1.0, 60_000, seed=0)
+    shares = pd.Series(draws).value_counts(normalize=True).sort_index().to_numpy()
+    assert shares == pytest.approx([1 / 6, 2 / 6, 3 / 6], abs=0.01)  # weights 1, 2 and 3
+    assert (
+        weighted_draws(captions, 1.0, 50, seed=3) == weighted_draws(captions, 1.0, 50, seed=3)
+    ).all()
+    with pytest.raises(ValueError, match="finding_weight >= 0"):
+        Phase("reports", steps=1, lr=1e-3, caption_share=0.5, finding_weight=-1.0)

@@ -31,7 +31,6 @@ from cxrlib.paths import REFERENCE_DIR
 from cxrlib.reporteval import clinical, nlg
 from cxrlib.reporteval.baselines import REPORT_COLUMNS
 
-STAGE04, STAGE05 = LLAMA_SETUP, LLAMA_TRAINING
 _T = TypeVar("_T")
 #: Stage 04 files -> generator name: the model's reports before fine-tuning (LoRA still zero).
 STAGE04_REPORTS: dict[str, str] = {ZERO_SHOT_FILE: "llama_zero_shot"}
@@ -91,9 +90,9 @@ def load_generated_reports(
     """The model's reports of ``eval_split`` as ``REPORT_COLUMNS`` (empty if none), plus
     ``hint`` where a guided table recorded one: stage 04's zero-shot reports (when
     ``stage04_dir`` is given and they cover that split), then stage 05's fine-tuned ones."""
-    sources = [(stage05_dir, STAGE05_REPORTS, STAGE05)]
+    sources = [(stage05_dir, STAGE05_REPORTS, LLAMA_TRAINING)]
     if stage04_dir is not None:
-        sources.insert(0, (stage04_dir, STAGE04_REPORTS, STAGE04))
+        sources.insert(0, (stage04_dir, STAGE04_REPORTS, LLAMA_SETUP))
     frames = [
         frame.assign(generator=generator)[_with_hint(frame, REPORT_COLUMNS)]
         for folder, files, stage in sources
@@ -113,9 +112,9 @@ def load_control_reports(
     """The controls of ``eval_split`` (stage 04's zero-shot one when ``stage04_dir`` is given,
     then stage 05's): ``REPORT_COLUMNS`` + ``control``, where ``generator`` names the generator
     controlled and ``control`` what was swapped."""
-    sources = [(stage05_dir, STAGE05_CONTROLS, STAGE05)]
+    sources = [(stage05_dir, STAGE05_CONTROLS, LLAMA_TRAINING)]
     if stage04_dir is not None:
-        sources.insert(0, (stage04_dir, STAGE04_CONTROLS, STAGE04))
+        sources.insert(0, (stage04_dir, STAGE04_CONTROLS, LLAMA_SETUP))
     frames = [
         frame.assign(generator=generator, control=control)[[*REPORT_COLUMNS, "control"]]
         for folder, files, stage in sources

@@ -29,15 +29,11 @@ from cxrlib.artifacts import (
     PER_FINDING_FILE,
     PROBS_FILE,
 )
-from cxrlib.artifacts import CNN_TRAIN_TEST as TRAIN_TEST_STAGE
 from cxrlib.artifacts import EVALUATED_REPORTS_FILE as REPORTS_FILE
 from cxrlib.atomic import write_csv
 from cxrlib.mimic.layout import DICOM_ID, SUBJECT_ID
 from cxrlib.paths import stage_dir
 from cxrlib.reporteval import baselines, clinical, figures, results
-
-STAGE01, STAGE03 = a.PREPROCESSING, TRAIN_TEST_STAGE
-STAGE04, STAGE05 = results.STAGE04, results.STAGE05
 
 
 @dataclass(frozen=True)
@@ -48,19 +44,19 @@ class Inputs:
 
     @property
     def stage01(self) -> Path:
-        return stage_dir(self.run_dir, STAGE01)
+        return stage_dir(self.run_dir, a.PREPROCESSING)
 
     @property
     def stage03(self) -> Path:
-        return stage_dir(self.run_dir, STAGE03)
+        return stage_dir(self.run_dir, a.CNN_TRAIN_TEST)
 
     @property
     def stage04(self) -> Path:
-        return stage_dir(self.run_dir, STAGE04)
+        return stage_dir(self.run_dir, a.LLAMA_SETUP)
 
     @property
     def stage05(self) -> Path:
-        return stage_dir(self.run_dir, STAGE05)
+        return stage_dir(self.run_dir, a.LLAMA_TRAINING)
 
     def report_samples(self) -> pd.DataFrame:
         """Stage 01's report samples (ids as strings, empty sections as '')."""
@@ -68,12 +64,12 @@ class Inputs:
 
     def cnn_metrics(self) -> pd.DataFrame:
         path = self.stage03 / METRICS_FILE
-        _require(path, STAGE03)
+        _require(path, a.CNN_TRAIN_TEST)
         return pd.read_csv(path)
 
     def cnn_probs(self) -> pd.DataFrame:
         path = self.stage03 / PROBS_FILE
-        _require(path, STAGE03)
+        _require(path, a.CNN_TRAIN_TEST)
         return pd.read_csv(path, dtype={"dicom_id": str})
 
 

@@ -20,15 +20,15 @@ import torch
 from .. import distributed, preprocessing
 from ..artifacts import (
     ADAPTER_DIRS,
+    CNN_TRAIN_TEST,
     CONTROL_FILES,
     GENERATED_FILES,
     HINT_COLUMN,
+    LLAMA_SETUP,
     LORA_FILE,
     MODEL_DIR,
     MODEL_FILE,
 )
-from ..artifacts import CNN_TRAIN_TEST as CNN_STAGE
-from ..artifacts import LLAMA_SETUP as SETUP_STAGE
 from ..artifacts import TRAINING_LOG_FILES as LOG_FILES
 from ..atomic import write_csv, write_json
 from ..choices import TINY_MODEL
@@ -131,7 +131,7 @@ def pretraining_findings(
         return ()
     return tuple(
         classifier_findings(
-            stage_dir(run_dir, CNN_STAGE),
+            stage_dir(run_dir, CNN_TRAIN_TEST),
             "guided pre-training of the tiny model (tiny_pretrain_guided = True)",
             "or set tiny_pretrain_guided = False",
         )
@@ -170,12 +170,12 @@ def write_setup(
 def read_setup(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], LoraSettings]:
     """Stage 04's model record (``path`` made absolute, or a shipped model's name) and LoRA
     settings."""
-    folder = stage_dir(run_dir, SETUP_STAGE)
+    folder = stage_dir(run_dir, LLAMA_SETUP)
     for name in (MODEL_FILE, LORA_FILE):
         if not (folder / name).is_file():
             raise FileNotFoundError(
-                f"{folder / name} not found: run stage {SETUP_STAGE} first "
-                f"(python run_all.py --until {SETUP_STAGE}) with the same run_dir"
+                f"{folder / name} not found: run stage {LLAMA_SETUP} first "
+                f"(python run_all.py --until {LLAMA_SETUP}) with the same run_dir"
             )
     record = json.loads((folder / MODEL_FILE).read_text())
     path = Path(record["path"])
@@ -402,7 +402,7 @@ def control_table(
 
 def guided_prompts(run_dir: str | os.PathLike[str], samples: pd.DataFrame) -> dict[str, str]:
     """Every report image's classifier-guided instruction, from stage 03's calls."""
-    predicted, findings = load_guidance(stage_dir(run_dir, CNN_STAGE))
+    predicted, findings = load_guidance(stage_dir(run_dir, CNN_TRAIN_TEST))
     return guided_instructions(list(samples[DICOM_ID]), predicted, findings, INSTRUCTION)
 
 
