@@ -7,6 +7,8 @@ without loading torch or transformers.
 
 from __future__ import annotations
 
+from cxrlib.mimic.layout import DICOM_ID, SPLIT_COLUMN, STUDY_ID
+
 # --- the run folder ------------------------------------------------------------------------
 RUN_FILE = "run.json"  # resolved parameters and package versions of the last run
 INDEX_FILE = "index.html"  # the run's summary page
@@ -73,6 +75,8 @@ ADAPTER_DIRS = {False: "adapter", True: "adapter_guided"}
 TRAINING_LOG_FILES = {False: "training_log.csv", True: "training_log_guided.csv"}
 LOSS_CURVE_FILE = "loss_curve.png"
 AUGMENTATION_FIGURE = "augmentation_examples.png"  # with augment: training images as drawn
+# columns of the generated-report tables (+ ``input_from`` in a control, ``hint`` when guided)
+GENERATED_COLUMNS = (STUDY_ID, DICOM_ID, SPLIT_COLUMN, "reference", "generated")
 GENERATED_FILES = {False: "generated_reports.csv", True: "generated_reports_guided.csv"}
 RELOAD_FILE = "reload_check.json"
 # controls: each adapter's reports again, every image given another image's input (the

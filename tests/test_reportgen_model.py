@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
+from cxrlib.artifacts import GENERATED_COLUMNS
 from cxrlib.reportgen import backends, stage, train
 from cxrlib.reportgen.dataset import ConversationDataset, reports
 from cxrlib.reportgen.generate import (
-    GENERATED_COLUMNS,
     compare_models,
     generate_reports,
     generation_frame,

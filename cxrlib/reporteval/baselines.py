@@ -21,12 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlib.artifacts import EMBEDDINGS_FILE
+from cxrlib.artifacts import EMBEDDINGS_FILE, GENERATED_COLUMNS
 from cxrlib.mimic.layout import SPLITS
-from cxrlib.reportgen.dataset import check_report_samples, reports
-from cxrlib.reportgen.generate import GENERATED_COLUMNS
 from cxrlib.reportgen.guidance import load_guidance
-from cxrlib.reportgen.prompts import report_text
+from cxrlib.reportgen.prompts import check_report_samples, report_text, reports
 
 #: Baseline names, in table order.
 BASELINES: tuple[str, ...] = ("constant_normal", "nearest_neighbour", "cnn_template")

@@ -15,13 +15,8 @@ import torch
 from PIL import Image
 
 from ..mimic.layout import DICOM_ID
-from ..reportset import REPORT_SAMPLE_COLUMNS
 from .collator import to_rgb
-from .prompts import INSTRUCTION, build_conversation, report_text
-
-#: Columns of stage 01's ``report_samples.csv``; the report is built from the last two.
-REQUIRED_COLUMNS: tuple[str, ...] = REPORT_SAMPLE_COLUMNS
-FINDINGS, IMPRESSION = REPORT_SAMPLE_COLUMNS[-2:]
+from .prompts import INSTRUCTION, build_conversation, check_report_samples, reports
 
 #: Augmentation of training images (the paper names data augmentation, not which): small
 #: rotations, shifts and zooms, and exposure (brightness, contrast) changes. Never a flip: a
@@ -35,22 +30,6 @@ class ImageSource(Protocol):
     """Anything with ``get(dicom_id) -> uint8 (S, S)``, e.g. ``ImageCache``."""
 
     def get(self, dicom_id: str) -> np.ndarray: ...
-
-
-def check_report_samples(frame: pd.DataFrame, source: str = "report samples") -> None:
-    """Raise one clear error when ``frame`` lacks a column this module needs."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{source} lacks columns {missing} (has {list(frame.columns)}): it must come from "
-            "stage 01's report_samples.csv; re-run stage 01"
-        )
-
-
-def reports(frame: pd.DataFrame) -> list[str]:
-    """The target report of every row (findings + impression, see :func:`report_text`)."""
-    check_report_samples(frame)
-    return [report_text(f, i) for f, i in zip(frame[FINDINGS], frame[IMPRESSION], strict=True)]
 
 
 class ConversationDataset(torch.utils.data.Dataset):

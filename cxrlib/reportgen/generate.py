@@ -17,7 +17,7 @@ import torch
 from cxrlib.progress import progress_bar
 
 from .. import distributed
-from ..mimic.layout import DICOM_ID, SPLIT_COLUMN, STUDY_ID
+from ..artifacts import GENERATED_COLUMNS
 from .backends import LoadedModel, load_model, quiet_transformers
 from .collator import ReportCollator, to_rgb
 from .prompts import conversation_images, prompt_messages
@@ -25,7 +25,6 @@ from .tiny_model import EOT
 from .train import ADAPTER_CONFIG_FILE
 
 #: Schema of ``generated_reports.csv`` (read by the results stage).
-GENERATED_COLUMNS: tuple[str, ...] = (STUDY_ID, DICOM_ID, SPLIT_COLUMN, "reference", "generated")
 
 
 def generate_reports(

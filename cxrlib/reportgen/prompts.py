@@ -9,7 +9,16 @@ place.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..reportset import REPORT_SAMPLE_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Columns of stage 01's ``report_samples.csv``; the report is built from the last two.
+REQUIRED_COLUMNS: tuple[str, ...] = REPORT_SAMPLE_COLUMNS
+FINDINGS, IMPRESSION = REPORT_SAMPLE_COLUMNS[-2:]
 
 #: The paper's (and Unsloth's radiography example's) instruction.
 INSTRUCTION = "You are an expert radiographer. Describe accurately what you see in this image."
@@ -79,6 +88,22 @@ def assistant_text(messages: Sequence[Mapping[str, Any]]) -> str:
     if not messages or messages[-1].get("role") != ASSISTANT:
         return ""
     return "".join(p.get("text", "") for p in _parts(messages[-1]) if p.get("type") == "text")
+
+
+def check_report_samples(frame: pd.DataFrame, source: str = "report samples") -> None:
+    """Raise one clear error when ``frame`` lacks a column this module needs."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{source} lacks columns {missing} (has {list(frame.columns)}): it must come from "
+            "stage 01's report_samples.csv; re-run stage 01"
+        )
+
+
+def reports(frame: pd.DataFrame) -> list[str]:
+    """The target report of every row (findings + impression, see :func:`report_text`)."""
+    check_report_samples(frame)
+    return [report_text(f, i) for f, i in zip(frame[FINDINGS], frame[IMPRESSION], strict=True)]
 
 
 def guided_instruction(
