@@ -94,7 +94,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         a.LLAMA_TRAINING,
         paper_section="4.5",
-        purpose="LoRA fine-tuning, reports generated for validation and test images",
+        purpose="LoRA fine-tuning, reports generated for the test images",
         # 03: the CNN's findings for guided prompting (guided = True)
         upstream=(a.PREPROCESSING, a.CNN_TRAIN_TEST, a.LLAMA_SETUP),
         outputs=(
