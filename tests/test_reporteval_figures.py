@@ -82,6 +82,31 @@ def test_gallery_sections_are_readable_and_show_the_hint():
     assert min(t.get_fontsize() for ax in fig.axes for t in ax.texts) >= 8
 
 
+def test_gallery_paragraphs_never_overlap_and_stay_on_the_page():
+    long = "There is a moderate right pleural effusion with adjacent atelectasis. " * 8
+    hint = "An image classifier says: " + "; ".join(f"finding {k} yes" for k in range(12)) + "."
+    examples = [
+        figures.GalleryExample(
+            dicom_id=f"{k:08x}-0000",
+            image=np.zeros((32, 32), dtype=np.uint8),
+            caption="CNN",
+            reference=long,
+            reports={"a": long, "b": "Short.", "guided": long},
+            hints={"guided": hint},
+        )  # fmt: skip
+        for k in range(3)
+    ]
+    fig = figures.report_gallery(examples)
+    fig.canvas.draw()
+    page = fig.bbox
+    for ax in fig.axes:
+        boxes = [t.get_window_extent() for t in ax.texts]
+        for box in boxes:
+            assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0, box
+        for upper, lower in zip(boxes, boxes[1:], strict=False):
+            assert lower.y1 <= upper.y0 + 1, (upper, lower)  # each paragraph below the last
+
+
 def test_length_histogram_is_labelled():
     reports = pd.DataFrame(
         {"generator": ["a", "a"], "dicom_id": ["x", "y"], "reference": ["One two.", "One."],

@@ -113,13 +113,20 @@ def report_gallery(
 ) -> Figure:
     """A section per example, read top to bottom at 100 % zoom: the image on the left; on the
     right the reference report and each generator's, one labelled paragraph each, with the
-    hint a guided generator was given."""
+    hint a guided generator was given (wrapped under its name)."""
     blocks = [_gallery_blocks(e, chars_per_line, max_lines) for e in examples]
-    line_h, image_lines = 0.16, 14  # inches per text line; an image is as tall as 14 lines
-    heights = [max(image_lines, sum(len(lines) + 1 for _, lines, _ in b)) * line_h + 0.5
-               for b in blocks] or [1.0]  # fmt: skip
+    # inches per text line at 8.5 pt with 1.25 line spacing (8.5 x 1.25 x 1.2 / 72 = 0.177),
+    # rounded up; an image is as tall as 14 lines
+    line_h, image_lines, gap = 0.19, 14, 0.4
+    heights = [
+        max(image_lines, sum(len(head) + len(lines) + gap for head, lines, _ in b)) * line_h + 0.6
+        for b in blocks
+    ] or [1.0]
     fig = plt.figure(figsize=(11.0, sum(heights)))
-    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, width_ratios=[1, 4.2])
+    grid = fig.add_gridspec(
+        len(heights), 2, height_ratios=heights, width_ratios=[1, 4.2], hspace=0.12,
+        left=0.02, right=0.98, top=1 - 0.2 / sum(heights), bottom=0.2 / sum(heights),
+    )  # fmt: skip
     for k, (example, block) in enumerate(zip(examples, blocks, strict=True)):
         image_ax, text_ax = fig.add_subplot(grid[k, 0]), fig.add_subplot(grid[k, 1])
         image = np.asarray(example.image)
@@ -130,13 +137,16 @@ def report_gallery(
         image_ax.set_xticks([])
         image_ax.set_yticks([])
         text_ax.axis("off")
-        y, step = 1.0, 1.0 / (heights[k] / line_h)
-        for label, lines, colour in block:
-            text_ax.text(0.0, y, label, va="top", fontsize=8.5, fontweight="bold", color=colour,
-                         transform=text_ax.transAxes)  # fmt: skip
-            text_ax.text(0.0, y - step, "\n".join(lines), va="top", fontsize=8.5,
+        # one line in axes units, from the axes' real height (the grid's spacing included)
+        step = line_h / (text_ax.get_position().height * fig.get_figheight())
+        y = 1.0
+        for head, lines, colour in block:
+            text_ax.text(0.0, y, "\n".join(head), va="top", fontsize=8.5, fontweight="bold",
+                         color=colour, linespacing=1.25, transform=text_ax.transAxes)  # fmt: skip
+            y -= step * len(head)
+            text_ax.text(0.0, y, "\n".join(lines), va="top", fontsize=8.5,
                          linespacing=1.25, transform=text_ax.transAxes)  # fmt: skip
-            y -= step * (len(lines) + 1.15)
+            y -= step * (len(lines) + gap)
     if not examples:
         fig.text(0.5, 0.5, "no examples", ha="center", va="center")
     return fig
@@ -144,18 +154,19 @@ def report_gallery(
 
 def _gallery_blocks(
     example: GalleryExample, chars_per_line: int, max_lines: int
-) -> list[tuple[str, list[str], str]]:
-    """(label, wrapped lines, colour) of the reference, then of each generator's report."""
+) -> list[tuple[list[str], list[str], str]]:
+    """(heading lines, wrapped report lines, colour) of the reference, then of each
+    generator's report; a guided generator's heading carries its hint."""
 
     def wrap(text: str) -> list[str]:
         lines = textwrap.wrap(labeling_text(text) or "(empty)", width=chars_per_line)
         return lines if len(lines) <= max_lines else [*lines[: max_lines - 1], "[...]"]
 
-    blocks = [("reference report", wrap(example.reference), "black")]
+    blocks = [(["reference report"], wrap(example.reference), "black")]
     for k, (generator, text) in enumerate(example.reports.items()):
         label = generator
         hint = example.hints.get(generator)
         if hint:
             label += f"  (its prompt said: {hint})"
-        blocks.append((label, wrap(text), f"C{k}"))
+        blocks.append((textwrap.wrap(label, width=chars_per_line), wrap(text), f"C{k}"))
     return blocks
