@@ -88,7 +88,7 @@ def what_you_may_conclude(facts: RunFacts) -> dict[str, list[str]]:
     if facts.tiny_model:
         may_not.append(
             "how good Llama-3.2-11B-Vision's reports are: the report model here is an offline "
-            "tiny stand-in with the same architecture and a few million parameters;"
+            "tiny stand-in with the same architecture and about 1.5 million parameters;"
         )
         if facts.synthetic and facts.pretrained_on_lookalike:
             may_not.append(

@@ -155,7 +155,7 @@ def metric_bars(
         rows = table[table[hue] == name].set_index(group).reindex(groups)
         x = np.arange(len(groups)) + (k - (len(hues) - 1) / 2) * width
         err = None
-        if low and high:
+        if low and high and rows[[low, high]].notna().any(axis=None):  # no bar for no interval
             err = np.vstack([rows[value] - rows[low], rows[high] - rows[value]])
         bars = ax.bar(x, rows[value], width, yerr=err, capsize=2, label=str(name))
         for xi, v in zip(x, rows[value], strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from cxrlib import plots
 from cxrlib.classify import paper_results
 from cxrlib.mimic.layout import PAPER_FINDINGS
 
@@ -78,7 +79,13 @@ def test_auc_long_form_for_the_figure():
           "auc_ci_high": 0.95}]
     )  # fmt: skip
     long = paper_results.auc_long(comparison)
-    assert long.to_dict("records") == [
-        {"disease": "A", "source": "paper", "auc": 0.6, "ci_low": 0.6, "ci_high": 0.6},
-        {"disease": "A", "source": "this run", "auc": 0.9, "ci_low": 0.8, "ci_high": 0.95},
+    assert long[["disease", "source", "auc"]].to_dict("records") == [
+        {"disease": "A", "source": "paper", "auc": 0.6},
+        {"disease": "A", "source": "this run", "auc": 0.9},
     ]
+    assert long[["ci_low", "ci_high"]].iloc[0].isna().all()  # the paper gives no interval
+    assert long[["ci_low", "ci_high"]].iloc[1].tolist() == [0.8, 0.95]
+    fig = plots.metric_bars(long, value="auc", group="disease", hue="source",
+                            low="ci_low", high="ci_high")  # fmt: skip
+    error_bars = [c for c in fig.axes[0].containers if getattr(c, "has_yerr", False)]
+    assert len(error_bars) == 1  # only this run's bar carries an interval

@@ -150,7 +150,8 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1150px;
 h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 2px solid #ddd; margin-top: 2.2rem; }
 table { border-collapse: collapse; margin: 0.5rem 0 0.5rem; font-size: 0.85rem; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }
-th { background: #f2f2f2; } td.text { text-align: left; }
+th { background: #f2f2f2; text-align: left; vertical-align: bottom; }
+td.text { text-align: left; } td.nowrap { white-space: nowrap; }
 .meta { color: #555; font-size: 0.85rem; } .done { color: #1e7d32; } .missing { color: #b71c1c; }
 .banner { background: #fff8e1; border: 1px solid #f0c36d; border-radius: 6px;
           padding: 0.6rem 1rem; margin: 1rem 0; }
@@ -254,7 +255,7 @@ def _stage_table(run_dir: Path, stages: list[str], notebooks: dict[str, Path]) -
             f'<td class="text"><a href="#{_e(name)}">{_e(name)}</a></td>'
             f'<td class="text">{_e(stage.paper_section if stage else "")}</td>'
             f'<td class="text">{_e(stage.purpose if stage else "")}</td>'
-            f'<td class="text">{status}</td><td class="text">{link}</td>'
+            f'<td class="text nowrap">{status}</td><td class="text">{link}</td>'
             "</tr>"
         )
     return [
