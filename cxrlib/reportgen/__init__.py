@@ -7,3 +7,10 @@ offline model loading, LoRA), ``dataset`` (stage 01's report samples as conversa
 ``collator`` (label masking), ``train`` (LoRA fine-tuning with early stopping), ``generate``
 (greedy batched generation, reload checks), ``stage`` (what notebooks 04 and 05 call).
 """
+
+import warnings
+
+# transformers and peft import tqdm.auto, which warns in a notebook kernel without ipywidgets;
+# the project's own progress bars go to the terminal (cxrlib.progress), so the warning tells a
+# reader nothing
+warnings.filterwarnings("ignore", message="IProgress not found")
