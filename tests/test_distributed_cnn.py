@@ -23,6 +23,7 @@ import torch
 from ddp_jobs import JOB_VARIABLE, toy_fit
 from fixtures_classify import DISEASES, SIZE, build
 
+from cxrlib import artifacts as a
 from cxrlib import config, preprocessing
 from cxrlib.classify import ddp, experiment, stage
 from cxrlib.classify.train import TrainConfig
@@ -78,7 +79,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
 def tiny(tmp_path_factory):
     """The tiny profile's stage-01 cohort and cache, and its CNN settings (stages 02-03)."""
     profile = config.load_profile("tiny")
-    params = profile.stages[preprocessing.STAGE]
+    params = profile.stages[a.PREPROCESSING]
     root = preprocessing.resolve_data_root(
         params["data_root"],
         preprocessing.SyntheticSpec(
