@@ -98,7 +98,7 @@ def check_unsloth(checks: Checks, work: Path, *, steps: int, subjects: int) -> N
     import torch
 
     from cxrlib import artifacts as a
-    from cxrlib.images import ImageCache
+    from cxrlib.images.cache import ImageCache
     from cxrlib.reportgen import backends, stage, train
     from cxrlib.reportgen.pretrain_data import PretrainingData, build_pretraining_set
 
@@ -172,7 +172,7 @@ def check_cnn(checks: Checks, work: Path, *, subjects: int) -> None:
     from cxrlib.classify.experiment import train_model, training_frames
     from cxrlib.classify.train import TrainConfig
     from cxrlib.cohort import build_cohort
-    from cxrlib.images import build_cache
+    from cxrlib.images.cache import build_cache
     from cxrlib.mimic import layout
     from cxrlib.mimic.synth import generate
 

@@ -8,8 +8,10 @@ import re
 import pandas as pd
 import pytest
 
+from cxrlib import artifacts as a
 from cxrlib import config
 from cxrlib.mimic.synth.cohort import subject_ids
+from cxrlib.paths import NOTEBOOKS_DIR
 from cxrlib.reportgen import backends
 from cxrlib.reportgen.generate import generate_reports
 from cxrlib.reportgen.model_card import CARD_FILE, card_digests, verify_model_folder
@@ -38,7 +40,9 @@ SMALL = TinyModelSpec(
 
 def test_pretraining_subjects_never_occur_in_the_profiles_data():
     excluded = profile_subject_ids()
-    demo = config.load_profile("demo").stages["01_preprocessing"]
+    schema = config.notebook_parameters(NOTEBOOKS_DIR / "01_preprocessing.ipynb")
+    demo = {n: p.default for n, p in schema.items()}  # the demo's values are the defaults
+    demo.update(config.load_profile("demo").stages.get(a.PREPROCESSING, {}))
     demo_ids = set(subject_ids(demo["synthetic_subjects"], demo["synthetic_seed"]).tolist())
     assert demo_ids <= excluded  # the demo's 1,000 patients are among the excluded ids
     data = PretrainingData()

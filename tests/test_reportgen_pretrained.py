@@ -63,7 +63,7 @@ def test_loads_offline_like_any_local_model_folder(monkeypatch):
 
 def _phantom(found: dict[str, Lesion], size: int) -> np.ndarray:
     """A PA film as the demo's cache holds it; the same anatomy and draws with or without
-    ``found`` (Cardiomegaly changes the anatomy itself, so it is passed there too)."""
+    ``found`` (a finding may change the anatomy itself, so it is passed there too)."""
     anatomy = phantom.sample_anatomy(np.random.default_rng(5), "M", found, "pa_lateral")
     image = phantom.render("PA", anatomy, found, 640, 540, np.random.default_rng(9))
     return resize_to_square(image, size)
@@ -72,8 +72,8 @@ def _phantom(found: dict[str, Lesion], size: int) -> np.ndarray:
 @pytest.mark.parametrize(
     ("finding", "lesion"),
     [
-        ("Pleural Effusion", Lesion(0.9, "left", "lower")),
-        ("Cardiomegaly", Lesion(0.9, "")),
+        ("Pneumothorax", Lesion(0.9, "right", "upper")),
+        ("Consolidation", Lesion(0.9, "right", "lower")),
     ],
 )
 def test_greedy_reports_differ_in_the_finding_the_images_differ_in(loaded, finding, lesion):

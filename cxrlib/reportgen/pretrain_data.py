@@ -105,7 +105,7 @@ def build_pretraining_set(
     """Generate the release into ``work_dir`` (reused when complete), build its report samples,
     split and image cache, then drop the DICOM files (the cache holds the pixels)."""
     from ..cohort import random_subject_splits
-    from ..images import build_cache
+    from ..images.cache import build_cache
     from ..mimic.synth import generate
     from ..reportset import build_report_samples
     from .dataset import reports
@@ -132,7 +132,7 @@ def build_pretraining_set(
         samples.to_csv(samples_path, index=False)
         shutil.rmtree(root / "files", ignore_errors=True)  # gigabytes the cache no longer needs
     samples = pd.read_csv(samples_path, dtype={layout.DICOM_ID: str}, keep_default_na=False)
-    from ..images import ImageCache
+    from ..images.cache import ImageCache
 
     images = ImageCache.open(cache_dir).stack(list(samples[layout.DICOM_ID]))
     samples["report"] = reports(samples)
