@@ -4,6 +4,7 @@ end to end on a small setting and writes a loadable model folder with a true mod
 from __future__ import annotations
 
 import re
+import tempfile
 
 import pandas as pd
 import pytest
@@ -92,7 +93,7 @@ def test_pretraining_writes_a_model_folder_with_a_true_card(pretrained):
     for path in out.iterdir():  # nothing of this machine in the shipped files
         if path.suffix in (".json", ".md", ".csv", ".jinja"):
             text = path.read_text()
-            assert str(pretrained[1]) not in text and "/tmp/" not in text, path.name
+            assert str(pretrained[1]) not in text and tempfile.gettempdir() not in text, path.name
 
 
 def test_a_changed_file_breaks_the_card(pretrained, tmp_path):
