@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
 from cxrlib.atomic import check_writable, write_csv
+from cxrlib.choices import UNCERTAIN_AS
 from cxrlib.cli import run_cli
 from cxrlib.labeler._io import read_csv_text, require_column
 from cxrlib.labeler.label import LABELS, NO_FINDING, label_reports
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 GOLD_SUFFIX = " (gold)"
-UNCERTAIN_AS: tuple[str, ...] = ("negative", "positive")
 #: Row name of the macro average (over the scored findings other than No Finding).
 MACRO = "macro"
 _COLUMNS = ("finding", "uncertain_as", "precision", "recall", "f1", "support", "predicted")
