@@ -434,6 +434,10 @@ def test_a_release_of_some_views_holds_the_same_images(tmp_path):
     dicoms = [name for name in pa_hashes if name.endswith(".dcm")]
     assert len(dicoms) == len(expected)
     assert all(pa_hashes[name] == full_hashes[name] for name in dicoms)
+    # a report describes the examination, not the release: same text with or without laterals
+    reports = [name for name in pa_hashes if name.endswith(".txt")]
+    assert reports and all(pa_hashes[name] == full_hashes[name] for name in reports)
+    assert any("PA and lateral" in (pa.root / name).read_text() for name in reports)
     assert read_marker(pa.root)["arguments"]["views"] == "PA"
     with pytest.raises(ValueError, match="views must be among"):
         generate(tmp_path / "x", 2, 1, min_size=64, max_size=64, progress=False, views=["PAA"])

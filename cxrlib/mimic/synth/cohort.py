@@ -91,11 +91,19 @@ class StudyPlan:
     lesions: dict[str, lab.Lesion]
     study_uid: str
     images: tuple[ImagePlan, ...]
+    #: ViewPosition of every image taken in the study, the release's or not: the report
+    #: describes the examination, so a release of some views keeps the full study's report.
+    examined_views: tuple[str, ...] = ()
 
     @property
     def has_finding(self) -> bool:
         """True unless CheXpert says No Finding."""
         return self.chexpert["No Finding"] != POSITIVE
+
+    @property
+    def views_examined(self) -> set[str]:
+        """The views the radiologist read (the full study's, see ``examined_views``)."""
+        return set(self.examined_views) or {image.view for image in self.images}
 
 
 @dataclass
@@ -326,7 +334,8 @@ def plan_dataset(
 def keep_views(plan: list[SubjectPlan], views: Collection[str]) -> list[SubjectPlan]:
     """The plan with only the images whose ViewPosition tag is one of ``views`` (the others
     are neither rendered nor listed) and only the studies left with an image; every subject
-    stays. The kept images are the full plan's, pixel for pixel (see ``generate``)."""
+    stays. The kept images are the full plan's, pixel for pixel (see ``generate``), and so
+    are the reports, which describe every view taken."""
     wanted = set(views)
     out = []
     for subject in plan:
@@ -334,6 +343,7 @@ def keep_views(plan: list[SubjectPlan], views: Collection[str]) -> list[SubjectP
         for study in subject.studies:
             images = tuple(i for i in study.images if i.view_position in wanted)
             if images:
-                studies.append(replace(study, images=images))
+                examined = tuple(i.view for i in study.images)
+                studies.append(replace(study, images=images, examined_views=examined))
         out.append(replace(subject, studies=studies))
     return out

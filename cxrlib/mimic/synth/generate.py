@@ -26,7 +26,7 @@ from cxrlib.paths import cache_dir
 from cxrlib.progress import progress_bar
 
 #: Bump when the output of the same arguments changes, so cached copies are regenerated.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5  # 5: a release of some views keeps the full study's report
 MARKER = "SYNTHETIC-COMPLETE.json"
 
 
