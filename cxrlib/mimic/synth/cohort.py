@@ -91,19 +91,14 @@ class StudyPlan:
     lesions: dict[str, lab.Lesion]
     study_uid: str
     images: tuple[ImagePlan, ...]
-    #: ViewPosition of every image taken in the study, the release's or not: the report
-    #: describes the examination, so a release of some views keeps the full study's report.
-    examined_views: tuple[str, ...] = ()
+    #: The view of every image taken, whether a release holds it or not: the report describes
+    #: the examination, so a release of some views (``keep_views``) keeps the study's report.
+    examined_views: tuple[str, ...]
 
     @property
     def has_finding(self) -> bool:
         """True unless CheXpert says No Finding."""
         return self.chexpert["No Finding"] != POSITIVE
-
-    @property
-    def views_examined(self) -> set[str]:
-        """The views the radiologist read (the full study's, see ``examined_views``)."""
-        return set(self.examined_views) or {image.view for image in self.images}
 
 
 @dataclass
@@ -253,6 +248,7 @@ def _plan_subject(
                 lesions=lab.sample_lesions(chexpert, rng),
                 study_uid=_uid(rng),
                 images=tuple(images),
+                examined_views=tuple(image.view for image in images),
             )
         )
     if rng.random() < 0.12:
@@ -343,7 +339,6 @@ def keep_views(plan: list[SubjectPlan], views: Collection[str]) -> list[SubjectP
         for study in subject.studies:
             images = tuple(i for i in study.images if i.view_position in wanted)
             if images:
-                examined = tuple(i.view for i in study.images)
-                studies.append(replace(study, images=images, examined_views=examined))
+                studies.append(replace(study, images=images))
         out.append(replace(subject, studies=studies))
     return out

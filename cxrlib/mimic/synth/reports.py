@@ -267,7 +267,7 @@ def _section(name: str, body: str) -> str:
 def write_report(study: StudyPlan, rng: np.random.Generator) -> str:
     """The report text of one study (``\\n`` line ends, lines <= 79 characters)."""
     mentions = _sentences(study, rng)
-    views = study.views_examined
+    views = set(study.examined_views)
     if "PA" in views:
         technique = (
             "PA and lateral views of the chest provided."
