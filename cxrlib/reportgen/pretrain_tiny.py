@@ -101,8 +101,8 @@ def _default_spec() -> TinyModelSpec:
 
 def _default_phases() -> tuple[Phase, ...]:
     return (
-        Phase("captions", steps=1300, lr=3e-3, caption_share=1.0),
-        Phase("reports", steps=1300, lr=2e-3, caption_share=0.25, finding_weight=1.0),
+        Phase("captions", steps=2600, lr=3e-3, caption_share=1.0),
+        Phase("reports", steps=2600, lr=2e-3, caption_share=0.25, finding_weight=1.0),
     )
 
 
