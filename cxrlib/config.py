@@ -275,6 +275,7 @@ def resolve_parameters(
     schemas: Mapping[str, Mapping[str, Parameter]],
     *,
     data_root: str | os.PathLike[str] | None = None,
+    check_data_roots: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Validate ``profile`` against the stages' parameter schemas; return each stage's parameters.
 
@@ -282,6 +283,8 @@ def resolve_parameters(
     per stage, every declared parameter except ``run_dir``: the notebook default, overridden by
     ``common`` (when the stage declares the name), then by the stage's own section. ``data_root``
     (from ``--data-root``) overrides every stage's ``data_root``; data roots come back absolute.
+    ``check_data_roots=False`` leaves data roots as written, unchecked: for reading what a
+    profile sets (e.g. which synthetic release it generates) on a machine without its data.
     """
     where = _show(profile.path)
     for stage in profile.stages:
@@ -323,7 +326,9 @@ def resolve_parameters(
             values[key], sources[key] = value, f"stages.{stage}.{key}"
         for key, value in values.items():
             if key == DATA_ROOT:
-                if data_root is not None:
+                if not check_data_roots:
+                    values[key] = data_root if data_root is not None else value
+                elif data_root is not None:
                     values[key] = check_data_root(data_root, source="--data-root", base=Path.cwd())
                 else:
                     values[key] = check_data_root(value, source=f"{where}: {sources[key]}")

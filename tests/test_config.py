@@ -232,6 +232,18 @@ def test_data_root_rejected_when_missing_or_not_mimic(tmp_path):
         _resolve(tmp_path, f"stages:\n  01_prep: {{data_root: {tmp_path / 'photos'}}}\n")
 
 
+def test_data_roots_left_unchecked_on_request(tmp_path):
+    """Reading what a profile sets must not need its data (e.g. the paper profile's MIMIC-CXR)."""
+    absent = tmp_path / "absent"
+    text = f"stages:\n  01_prep: {{data_root: {absent}, image_size: 64}}\n"
+    resolved = _resolve(tmp_path, text, check_data_roots=False)
+    assert resolved["01_prep"]["data_root"] == str(absent)
+    assert resolved["01_prep"]["image_size"] == 64
+    # every other check still applies
+    with pytest.raises(ValueError, match="image_size"):
+        _resolve(tmp_path, "stages:\n  01_prep: {image_size: big}\n", check_data_roots=False)
+
+
 def test_command_line_data_root_overrides_and_is_relative_to_cwd(tmp_path, monkeypatch):
     root = _mimic_root(tmp_path, "files")
     monkeypatch.chdir(tmp_path)
@@ -318,16 +330,18 @@ def test_shipped_profiles_parse_and_name_known_stages():
 
 @pytest.mark.parametrize("name", ["demo", "tiny", "paper", "full"])
 def test_shipped_profiles_validate_against_the_notebooks(name, tmp_path):
-    from cxrlib.pipeline.stages import STAGES
+    from cxrlib.pipeline.stages import STAGES, parameter_schemas
 
     missing = [s.notebook for s in STAGES if not (NOTEBOOKS_DIR / s.notebook).is_file()]
     if missing:
         pytest.skip(f"stage notebooks not written yet: {', '.join(missing)}")
-    schemas = {s.name: notebook_parameters(NOTEBOOKS_DIR / s.notebook) for s in STAGES}
+    schemas = parameter_schemas()
     profile = load_profile(name)
     if name in ("paper", "full"):
         with pytest.raises(ValueError, match="data_root is required: pass --data-root"):
             resolve_parameters(profile, schemas)
+        unchecked = resolve_parameters(profile, schemas, check_data_roots=False)
+        assert unchecked["01_preprocessing"]["data_root"] is None  # the user must pass it
         root = _mimic_root(tmp_path, "files")
         resolved = resolve_parameters(profile, schemas, data_root=root)
         assert resolved["01_preprocessing"]["data_root"] == str(root)

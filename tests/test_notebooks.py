@@ -15,9 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cxrlib.config import load_profile, notebook_parameters, resolve_parameters
+from cxrlib.config import load_profile, resolve_parameters
 from cxrlib.paths import NOTEBOOKS_DIR
-from cxrlib.pipeline.stages import STAGES
+from cxrlib.pipeline.stages import STAGES, parameter_schemas
 
 #: longest step cell (lines of code): a loop longer than this belongs in cxrlib
 MAX_STEP_LINES = 12
@@ -32,7 +32,7 @@ def _notebook(stage) -> nbformat.NotebookNode:
 
 
 def _resolved() -> tuple[dict, dict]:
-    schemas = {s.name: notebook_parameters(NOTEBOOKS_DIR / s.notebook) for s in STAGES}
+    schemas = parameter_schemas()
     with tempfile.TemporaryDirectory() as root:
         (Path(root) / "files").mkdir()
         paper = resolve_parameters(load_profile("paper"), schemas, data_root=root)

@@ -12,8 +12,7 @@ import pytest
 from cxrlib import artifacts as a
 from cxrlib import config
 from cxrlib.mimic.synth.cohort import subject_ids
-from cxrlib.paths import NOTEBOOKS_DIR
-from cxrlib.pipeline.stages import STAGES
+from cxrlib.pipeline.stages import parameter_schemas
 from cxrlib.reportgen import backends
 from cxrlib.reportgen.generate import generate_reports
 from cxrlib.reportgen.model_card import CARD_FILE, card_digests, verify_model_folder
@@ -42,8 +41,8 @@ SMALL = TinyModelSpec(
 
 def test_pretraining_subjects_never_occur_in_the_profiles_data():
     excluded = profile_subject_ids()
-    schemas = {s.name: config.notebook_parameters(NOTEBOOKS_DIR / s.notebook) for s in STAGES}
-    demo = config.resolve_parameters(config.load_profile("demo"), schemas)[a.PREPROCESSING]
+    demo = config.resolve_parameters(config.load_profile("demo"), parameter_schemas())
+    demo = demo[a.PREPROCESSING]
     demo_ids = set(subject_ids(demo["synthetic_subjects"], demo["synthetic_seed"]).tolist())
     assert demo_ids <= excluded  # the demo's 1,000 patients are among the excluded ids
     data = PretrainingData()

@@ -36,7 +36,6 @@ from cxrlib.config import (
     SYNTHETIC,
     Profile,
     load_profile,
-    notebook_parameters,
     resolve_parameters,
 )
 from cxrlib.openmp import apply_openmp_environment
@@ -44,7 +43,13 @@ from cxrlib.paths import NOTEBOOKS_DIR, PARAMETERS_DIR, RUNS_DIR, stage_dir
 from cxrlib.pipeline import fingerprint, staging
 from cxrlib.pipeline.lock import RunLock
 from cxrlib.pipeline.report import StageResult, failure_report, summary
-from cxrlib.pipeline.stages import STAGES, Stage, check_stages, select_stages
+from cxrlib.pipeline.stages import (
+    STAGES,
+    Stage,
+    check_stages,
+    parameter_schemas,
+    select_stages,
+)
 from cxrlib.pipeline.summary import write_index
 
 KERNEL_NAME = "python3"
@@ -105,15 +110,14 @@ def prepare(
     loaded = load_profile(profile, parameters_dir)
     selected = select_stages(stages, only=only, start=start, stop=stop)
     nb_dir = Path(notebooks_dir).resolve()
-    schemas, hashes = {}, {}
+    schemas = parameter_schemas(nb_dir, stages)
     for stage in stages:
-        path = nb_dir / stage.notebook
-        schemas[stage.name] = notebook_parameters(path)
         if RUN_DIR not in schemas[stage.name]:
             raise ValueError(
-                f"{path}: the parameters cell must declare {RUN_DIR!r} (the runner sets it)"
+                f"{nb_dir / stage.notebook}: the parameters cell must declare {RUN_DIR!r} (the "
+                "runner sets it)"
             )
-        hashes[stage.name] = fingerprint.notebook_hash(path)
+    hashes = {stage.name: fingerprint.notebook_hash(nb_dir / stage.notebook) for stage in stages}
     parameters = resolve_parameters(loaded, schemas, data_root=data_root)
     folder = Path(run_dir).expanduser().resolve() if run_dir else RUNS_DIR / loaded.name
     check_writable(folder, what="run folder (--run-dir)", folder=True)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cxrlib import artifacts as a
+from cxrlib.paths import NOTEBOOKS_DIR
+
+if TYPE_CHECKING:
+    from cxrlib.config import Parameter
 
 
 @dataclass(frozen=True)
@@ -162,3 +169,13 @@ def check_stages(stages: Sequence[Stage]) -> None:
                     f"stage {stage.name!r}: upstream {up!r} must be an earlier stage of the list"
                 )
         seen.add(stage.name)
+
+
+def parameter_schemas(
+    notebooks_dir: str | os.PathLike[str] = NOTEBOOKS_DIR, stages: Sequence[Stage] = STAGES
+) -> dict[str, dict[str, Parameter]]:
+    """Each stage's parameters as its notebook declares them (name -> schema, pipeline order):
+    what :func:`cxrlib.config.resolve_parameters` checks a profile against."""
+    from cxrlib.config import notebook_parameters
+
+    return {s.name: notebook_parameters(Path(notebooks_dir) / s.notebook) for s in stages}

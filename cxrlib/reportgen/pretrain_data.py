@@ -76,20 +76,25 @@ def profile_subject_ids(
     from .. import config
     from ..mimic.synth.cohort import subject_ids
     from ..paths import NOTEBOOKS_DIR, PARAMETERS_DIR
+    from ..pipeline.stages import parameter_schemas
 
     parameters = Path(parameters_dir or PARAMETERS_DIR)
-    notebook = Path(notebooks_dir or NOTEBOOKS_DIR) / _PREPROCESSING_NOTEBOOK
-    if not notebook.is_file():
+    notebooks = Path(notebooks_dir or NOTEBOOKS_DIR)
+    if not (notebooks / _PREPROCESSING_NOTEBOOK).is_file():
         raise FileNotFoundError(
-            f"{notebook} not found: the pre-training set is made disjoint from the data of the "
-            "profiles, which needs the project's notebooks and parameters folders"
+            f"{notebooks / _PREPROCESSING_NOTEBOOK} not found: the pre-training set is made "
+            "disjoint from the data of the profiles, which needs the project's notebooks and "
+            "parameters folders"
         )
-    defaults = {name: p.default for name, p in config.notebook_parameters(notebook).items()}
+    schemas = parameter_schemas(notebooks)
+    defaults = {name: p.default for name, p in schemas[PREPROCESSING].items()}
     releases = {(defaults["synthetic_subjects"], defaults["synthetic_seed"])}
     for name in config.available_profiles(parameters):
         profile = config.load_profile(name, parameters)
-        section = {**defaults, **profile.common, **profile.stages.get(PREPROCESSING, {})}
-        if section.get("data_root") == config.SYNTHETIC:
+        # the paper profile's data is not on every machine: read its settings, unchecked
+        resolved = config.resolve_parameters(profile, schemas, check_data_roots=False)
+        section = resolved[PREPROCESSING]
+        if section["data_root"] == config.SYNTHETIC:
             releases.add((int(section["synthetic_subjects"]), int(section["synthetic_seed"])))
     return {int(i) for n, s in sorted(releases) for i in subject_ids(n, s)}
 
